@@ -1,0 +1,69 @@
+"""The FastAPI application: routes under /v1, health, errors, middleware."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.errors import install_error_handlers
+from api.middleware import (
+    BodyLimitMiddleware,
+    IdempotencyMiddleware,
+    RateLimitMiddleware,
+    RequestContextMiddleware,
+)
+from api.responses import ExactJSONResponse
+from api.routes import api_keys, customers, health, products, users
+from core import __version__
+from core.config import Settings
+from core.db import create_engine, create_sessionmaker
+
+DESCRIPTION = (
+    "Self-hosted stablecoin payments for Telegram merchants. The /v1 API follows QBitFlow's "
+    "shapes, so the official QBitFlow SDK works against it unchanged. Authenticate with "
+    "`X-API-Key: <key>` or HTTP Basic with the key as username."
+)
+
+
+def create_app(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession] | None = None
+) -> FastAPI:
+    """Build the app. Without a sessionmaker it opens (and closes) its own engine."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if sessionmaker is not None:
+            app.state.sessionmaker = sessionmaker
+            yield
+            return
+        engine = create_engine(settings.database_url)
+        app.state.sessionmaker = create_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="chainpay",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=ExactJSONResponse,
+        redirect_slashes=False,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health.router)
+    for module in (products, users, api_keys, customers):
+        app.include_router(module.router, prefix="/v1")
+
+    # Added innermost first: the request context wraps everything.
+    app.add_middleware(IdempotencyMiddleware, ttl=timedelta(hours=settings.idempotency_ttl_hours))
+    app.add_middleware(RateLimitMiddleware, limit_per_minute=settings.rate_limit_per_minute)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,52 @@
+"""Typed dependencies: the request's database session (one transaction) and the caller."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPBasic
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.middleware import presented_credential
+from core.errors import Unauthorized
+from core.orgs import service as orgs_service
+from core.orgs.schemas import Principal
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed before the response is sent, else rolled back."""
+    async with request.app.state.sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+# Declared for the OpenAPI document only; the credential is read from the raw headers below.
+_api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="Your API key")
+_basic_scheme = HTTPBasic(auto_error=False, description="API key as username, empty password")
+
+
+async def authenticate(
+    request: Request,
+    session: SessionDep,
+    _key: Annotated[str | None, Depends(_api_key_scheme)] = None,
+    _basic: Annotated[object | None, Depends(_basic_scheme)] = None,
+) -> Principal:
+    credential = presented_credential(request.scope)
+    if credential is None:
+        raise Unauthorized(
+            "Missing API key: send it as X-API-Key or as the HTTP Basic username",
+            param="X-API-Key",
+            code="missing_api_key",
+        )
+    return await orgs_service.authenticate(session, credential)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticate)]

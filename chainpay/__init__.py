@@ -1,0 +1,1 @@
+"""Composition root: the `chainpay` command and its process roles."""

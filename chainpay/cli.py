@@ -1,0 +1,132 @@
+"""The `chainpay` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from dataclasses import asdict
+
+import typer
+from pydantic import TypeAdapter, ValidationError
+
+from chainpay import bootstrap, migrations, roles
+from chainpay.logs import configure_logging
+from core.config import Settings
+from core.errors import AppError
+from core.schemas import Email
+
+DEFAULT_OWNER_EMAIL = "owner@example.com"
+
+app = typer.Typer(
+    help="chainpay: self-hosted stablecoin payments for Telegram merchants.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+org_app = typer.Typer(help="Manage organizations (merchants) on this chainpay.", no_args_is_help=True)
+app.add_typer(org_app, name="org")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        typer.secho(f"Invalid configuration: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _valid_email(value: str) -> str:
+    try:
+        return str(TypeAdapter(Email).validate_python(value))
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise typer.BadParameter(message) from exc
+
+
+def _prepare_database(settings: Settings) -> None:
+    if settings.should_auto_migrate:
+        migrations.upgrade(settings.database_url)
+
+
+def _announce(created: bootstrap.NewOrganization, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(asdict(created)))
+        return
+    mode = "test" if created.test else "live"
+    typer.echo(f"Organization #{created.organization_id} '{created.organization_name}' created.")
+    typer.echo(f"Owner: {created.owner_email} (user #{created.owner_user_id})")
+    typer.echo(f"API key ({mode}), shown only this once; store it now:")
+    typer.echo(f"  {created.api_key}")
+
+
+def _create(name: str, owner_email: str, test_key: bool, as_json: bool, first: bool) -> None:
+    settings = _settings()
+    _prepare_database(settings)
+    try:
+        created = asyncio.run(
+            bootstrap.create_organization(
+                settings, name=name, owner_email=owner_email, test_key=test_key, first=first
+            )
+        )
+    except AppError as exc:
+        typer.secho(exc.message, fg="red", err=True)
+        raise typer.Exit(1) from exc
+    _announce(created, as_json)
+
+
+@app.command()
+def init(
+    owner_email: str = typer.Option(
+        DEFAULT_OWNER_EMAIL, "--owner-email", callback=_valid_email, help="The owner's email"
+    ),
+    name: str = typer.Option("My shop", "--name", help="Organization name"),
+    test: bool = typer.Option(False, "--test", help="Make the first key a test-mode key (cp_test_)"),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
+) -> None:
+    """Create the first organization, its owner and an API key (printed once)."""
+    _create(name, owner_email, test, as_json, first=True)
+
+
+@org_app.command("create")
+def org_create(
+    name: str = typer.Argument(..., help="Organization name"),
+    owner_email: str = typer.Option(..., "--owner-email", callback=_valid_email, help="The owner's email"),
+    test: bool = typer.Option(False, "--test", help="Make the first key a test-mode key (cp_test_)"),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
+) -> None:
+    """Add another organization (merchant) with its owner and first API key (printed once)."""
+    _create(name, owner_email, test, as_json, first=False)
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the database schema to the latest revision."""
+    settings = _settings()
+    migrations.upgrade(settings.database_url)
+    typer.echo("Database is up to date.")
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="Bind address (default CHAINPAY_HOST or 127.0.0.1)"),
+    port: int | None = typer.Option(None, help="Port (default CHAINPAY_PORT or 8000)"),
+) -> None:
+    """Run everything in one process: the API (bot, watchers and scheduler join in later releases)."""
+    settings = _settings()
+    configure_logging(settings.log_level)
+    _prepare_database(settings)
+    roles.run(roles.serve(settings, host=host, port=port))
+
+
+@app.command()
+def api(
+    host: str | None = typer.Option(None, help="Bind address (default CHAINPAY_HOST or 127.0.0.1)"),
+    port: int | None = typer.Option(None, help="Port (default CHAINPAY_PORT or 8000)"),
+) -> None:
+    """Run only the HTTP API (scale-out role; migrate first with `chainpay migrate`)."""
+    settings = _settings()
+    configure_logging(settings.log_level)
+    _prepare_database(settings)
+    roles.run(roles.api(settings, host=host, port=port))
+
+

@@ -1,0 +1,3 @@
+"""chainpay domain core: imports none of api, bot, chain, chainpay."""
+
+__version__ = "0.1.0"

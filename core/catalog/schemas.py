@@ -1,0 +1,86 @@
+"""Wire shapes for products and customers (QBitFlow SDK 1.1.0 field names, plus our extras)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import Field
+
+from core.schemas import CamelModel, Email, EvmAddress, LongText, Reference, ShortText, UsdAmount
+
+TelegramUserId = Annotated[int, Field(gt=0, le=2**52)]
+Phone = Annotated[str, Field(min_length=3, max_length=40, pattern=r"^\+?[0-9 ()\-.]{3,40}$")]
+Address = Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class ProductOut(CamelModel):
+    id: int
+    name: str
+    description: str
+    price: Decimal = Field(description="USD, exact")
+    reference: str | None
+    created_at: datetime
+    is_active: bool
+    test: bool
+
+
+class ProductCreate(CamelModel):
+    name: ShortText
+    description: LongText
+    price: UsdAmount
+    reference: Reference | None = None
+
+
+class ProductUpdate(CamelModel):
+    """Partial: the SDK sends name, description and price; absent or null stays unchanged."""
+
+    name: ShortText | None = None
+    description: LongText | None = None
+    price: UsdAmount | None = None
+    is_active: bool | None = None
+
+
+class CustomerOut(CamelModel):
+    uuid: str
+    name: str
+    last_name: str
+    email: str
+    phone_number: str | None
+    address: str | None
+    reference: str | None
+    telegram_user_id: int | None
+    wallet_address: str | None
+    created_at: datetime
+    test: bool
+
+
+class CustomerCreate(CamelModel):
+    name: ShortText
+    last_name: ShortText
+    email: Email
+    phone_number: Phone | None = None
+    address: Address | None = None
+    reference: Reference | None = None
+    telegram_user_id: TelegramUserId | None = None
+    wallet_address: EvmAddress | None = None
+
+
+class CustomerUpdate(CamelModel):
+    """Partial, uuid in the body (the SDK's shape). The reference is immutable."""
+
+    uuid: Annotated[str, Field(min_length=1, max_length=36)]
+    name: ShortText | None = None
+    last_name: ShortText | None = None
+    email: Email | None = None
+    phone_number: Phone | None = None
+    address: Address | None = None
+    reference: Reference | None = None
+    telegram_user_id: TelegramUserId | None = None
+    wallet_address: EvmAddress | None = None
+
+
+class CustomerPage(CamelModel):
+    items: list[CustomerOut]
+    next_cursor: str | None

@@ -1,0 +1,75 @@
+"""One Settings object for the whole process: env prefix CHAINPAY_, optional chainpay.toml."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./chainpay.db"
+
+
+class Settings(BaseSettings):
+    """Process configuration. Environment beats chainpay.toml beats defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHAINPAY_",
+        toml_file="chainpay.toml",
+        extra="ignore",
+    )
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///file.db or postgresql+asyncpg://...",
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Absolute base of every link chainpay hands out",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the API binds to")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port the API binds to")
+    log_level: str = Field(default="info", description="debug, info, warning, error")
+    rate_limit_per_minute: int = Field(
+        default=600, ge=0, description="Requests per API key per minute; 0 disables the limit"
+    )
+    idempotency_ttl_hours: int = Field(default=24, ge=1, description="How long Idempotency-Key records live")
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, description="Largest accepted request body")
+    auto_migrate: bool | None = Field(
+        default=None,
+        description="Run migrations when `chainpay serve` starts; default: on for SQLite, off for PostgreSQL",
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,58 @@
+"""Queries for organizations, users and API keys. Flush, never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.models import ApiKey, Organization, User
+
+
+async def get_user_in_org(session: AsyncSession, organization_id: int, user_id: int) -> User | None:
+    return await session.scalar(
+        select(User).where(User.id == user_id, User.organization_id == organization_id)
+    )
+
+
+async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(User.email == email))
+
+
+async def list_users(session: AsyncSession, organization_id: int) -> Sequence[User]:
+    result = await session.scalars(
+        select(User).where(User.organization_id == organization_id).order_by(User.id)
+    )
+    return result.all()
+
+
+async def get_key_with_user(session: AsyncSession, key_hash: str) -> tuple[ApiKey, User] | None:
+    row = (
+        await session.execute(
+            select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.key_hash == key_hash)
+        )
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+async def list_live_keys(session: AsyncSession, user_id: int) -> Sequence[ApiKey]:
+    result = await session.scalars(
+        select(ApiKey).where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None)).order_by(ApiKey.id)
+    )
+    return result.all()
+
+
+async def get_live_key_in_org(session: AsyncSession, organization_id: int, key_id: int) -> ApiKey | None:
+    return await session.scalar(
+        select(ApiKey).where(
+            ApiKey.id == key_id,
+            ApiKey.organization_id == organization_id,
+            ApiKey.revoked_at.is_(None),
+        )
+    )
+
+
+async def add(session: AsyncSession, obj: Organization | User | ApiKey) -> None:
+    session.add(obj)
+    await session.flush()

@@ -55,9 +55,9 @@ UsdAmount = Annotated[Decimal, BeforeValidator(_reject_bool), AfterValidator(_ch
 
 def _normalize_email(value: str) -> str:
     # The same library and rules the QBitFlow SDK's EmailStr applies, so anything we accept
-    # the SDK can read back.
+    # the SDK can read back. Lower-cased whole: mailboxes that differ only in case are one person.
     try:
-        return validate_email(value, check_deliverability=False).normalized
+        return validate_email(value, check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
         raise ValueError(f"not a valid email address: {exc}") from exc
 

@@ -62,7 +62,6 @@ async def claim(
             await session.flush()
             existing = None
         if existing is not None:
-            await session.rollback()
             return _outcome_of(existing, fingerprint)
         record = IdempotencyRecord(scope=scope, key=key, fingerprint=fingerprint, created_at=now)
         session.add(record)

@@ -1,0 +1,59 @@
+"""Suite-wide fixtures: one migrated database per run (SQLite or PostgreSQL) and a live API.
+
+Tests stay isolated by tenancy: each test makes its own organizations, and every query the
+API runs is scoped to the caller's organization, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from chainpay.migrations import upgrade
+from core.config import Settings
+from tests.harness.databases import fresh_postgres_database, sqlite_url, suite_backend
+from tests.harness.factories import Api, Tenant, make_tenant
+from tests.harness.server import live_server
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if suite_backend() == "postgresql":
+        with fresh_postgres_database() as url:
+            upgrade(url)
+            yield url
+    else:
+        url = sqlite_url(Path(tmp_path_factory.mktemp("db")))
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, rate_limit_per_minute=0)
+
+
+@pytest.fixture(scope="session")
+def base_url(settings: Settings) -> Iterator[str]:
+    with live_server(settings) as url:
+        yield url
+
+
+@pytest.fixture
+def tenant_factory(database_url: str) -> Callable[..., Tenant]:
+    def make(*, test: bool = False) -> Tenant:
+        return make_tenant(database_url, test=test)
+
+    return make
+
+
+@pytest.fixture
+def tenant(tenant_factory: Callable[..., Tenant]) -> Tenant:
+    return tenant_factory()
+
+
+@pytest.fixture
+def api(base_url: str, tenant: Tenant) -> Api:
+    return Api(base_url, tenant.key)

@@ -61,7 +61,7 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(400, "Malformed JSON in request body", "invalid_json", "body")
-    details = []
+    details: list[dict[str, str | None]] = []
     for error in errors:
         loc = tuple(error.get("loc", ()))
         param = _param_of(loc)
@@ -73,7 +73,7 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
             message = f"{param}: {_message_of(error)}" if param else _message_of(error)
         details.append({"param": param, "error": message})
     first = details[0] if details else {"param": None, "error": "Invalid request"}
-    return error_response(422, first["error"], "invalid_input", first["param"], errors=details)
+    return error_response(422, str(first["error"]), "invalid_input", first["param"], errors=details)
 
 
 async def _http_error(_request: Request, exc: Exception) -> Response:
@@ -91,14 +91,8 @@ async def _integrity_error(_request: Request, exc: Exception) -> Response:
     return error_response(409, "The request conflicts with existing data", "conflict", None)
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled_error", path=request.url.path)
-    return error_response(500, "Internal server error", "internal_error", None)
-
-
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
-    app.add_exception_handler(Exception, _unexpected_error)

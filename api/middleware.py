@@ -58,7 +58,9 @@ def presented_credential(scope: Scope) -> str | None:
     return None
 
 
-async def send_json(send: Send, status: int, content: Any, headers: list[tuple[bytes, bytes]]) -> None:
+async def send_json(
+    send: Send, status: int, content: Any, headers: list[tuple[bytes, bytes]]
+) -> None:
     body = dumps(content)
     await send(
         {
@@ -251,7 +253,12 @@ class IdempotencyMiddleware:
         body = b"".join(chunks)
         fingerprint = hashlib.sha256(
             b"\n".join(
-                [scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body]
+                [
+                    scope["method"].encode(),
+                    scope["path"].encode(),
+                    scope.get("query_string", b""),
+                    body,
+                ]
             )
         ).hexdigest()
         sessionmaker = scope["app"].state.sessionmaker
@@ -310,33 +317,39 @@ class IdempotencyMiddleware:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        status = 500
-        content_type: str | None = None
-        response_chunks: list[bytes] = []
+        # The answer is held back until it is stored: a retry that arrives the moment the
+        # client sees this response must find it, not an in-flight claim.
+        held: list[Message] = []
 
-        async def capturing_send(message: Message) -> None:
-            nonlocal status, content_type
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-                for name, value in message.get("headers", []):
-                    if name.lower() == b"content-type":
-                        content_type = value.decode("latin-1")
-            elif message["type"] == "http.response.body":
-                response_chunks.append(message.get("body", b""))
-            await send(message)
+        async def holding_send(message: Message) -> None:
+            held.append(message)
 
         try:
-            await self.app(scope, replay_receive, capturing_send)
+            await self.app(scope, replay_receive, holding_send)
         except BaseException:
             await idempotency.release(sessionmaker, outcome.record_id)
             raise
+        start = next((m for m in held if m["type"] == "http.response.start"), None)
+        status = int(start["status"]) if start else 500
         if status >= 500 or status in (401, 429):
             await idempotency.release(sessionmaker, outcome.record_id)
         else:
+            content_type = next(
+                (
+                    value.decode("latin-1")
+                    for name, value in (start or {}).get("headers", [])
+                    if name.lower() == b"content-type"
+                ),
+                None,
+            )
             await idempotency.complete(
                 sessionmaker,
                 outcome.record_id,
                 status_code=status,
                 content_type=content_type,
-                body=b"".join(response_chunks),
+                body=b"".join(
+                    m.get("body", b"") for m in held if m["type"] == "http.response.body"
+                ),
             )
+        for message in held:
+            await send(message)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from dataclasses import asdict
 
 import typer
@@ -23,7 +22,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-org_app = typer.Typer(help="Manage organizations (merchants) on this chainpay.", no_args_is_help=True)
+org_app = typer.Typer(
+    help="Manage organizations (merchants) on this chainpay.", no_args_is_help=True
+)
 app.add_typer(org_app, name="org")
 
 
@@ -80,7 +81,9 @@ def init(
         DEFAULT_OWNER_EMAIL, "--owner-email", callback=_valid_email, help="The owner's email"
     ),
     name: str = typer.Option("My shop", "--name", help="Organization name"),
-    test: bool = typer.Option(False, "--test", help="Make the first key a test-mode key (cp_test_)"),
+    test: bool = typer.Option(
+        False, "--test", help="Make the first key a test-mode key (cp_test_)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
 ) -> None:
     """Create the first organization, its owner and an API key (printed once)."""
@@ -90,8 +93,12 @@ def init(
 @org_app.command("create")
 def org_create(
     name: str = typer.Argument(..., help="Organization name"),
-    owner_email: str = typer.Option(..., "--owner-email", callback=_valid_email, help="The owner's email"),
-    test: bool = typer.Option(False, "--test", help="Make the first key a test-mode key (cp_test_)"),
+    owner_email: str = typer.Option(
+        ..., "--owner-email", callback=_valid_email, help="The owner's email"
+    ),
+    test: bool = typer.Option(
+        False, "--test", help="Make the first key a test-mode key (cp_test_)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
 ) -> None:
     """Add another organization (merchant) with its owner and first API key (printed once)."""
@@ -128,5 +135,3 @@ def api(
     configure_logging(settings.log_level)
     _prepare_database(settings)
     roles.run(roles.api(settings, host=host, port=port))
-
-

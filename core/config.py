@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+
 from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -37,8 +38,12 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(
         default=600, ge=0, description="Requests per API key per minute; 0 disables the limit"
     )
-    idempotency_ttl_hours: int = Field(default=24, ge=1, description="How long Idempotency-Key records live")
-    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, description="Largest accepted request body")
+    idempotency_ttl_hours: int = Field(
+        default=24, ge=1, description="How long Idempotency-Key records live"
+    )
+    max_body_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=1024, description="Largest accepted request body"
+    )
     auto_migrate: bool | None = Field(
         default=None,
         description="Run migrations when `chainpay serve` starts; default: on for SQLite, off for PostgreSQL",

@@ -53,13 +53,17 @@ async def list_my_keys(session: SessionDep, principal: CurrentPrincipal) -> Resp
 
 
 @router.get("/user/{user_id}", response_model=list[ApiKeyOut])
-async def list_user_keys(user_id: PositiveId, session: SessionDep, principal: CurrentPrincipal) -> Response:
+async def list_user_keys(
+    user_id: PositiveId, session: SessionDep, principal: CurrentPrincipal
+) -> Response:
     """A user's live API keys (admin or owner, or yourself)."""
     return _listing(*await orgs_service.list_user_keys(session, principal, user_id))
 
 
 @router.delete("/{key_id}", response_model=MessageOut)
-async def revoke_api_key(key_id: PositiveId, session: SessionDep, principal: CurrentPrincipal) -> Response:
+async def revoke_api_key(
+    key_id: PositiveId, session: SessionDep, principal: CurrentPrincipal
+) -> Response:
     """Revoke an API key; it stops working at once."""
     await orgs_service.revoke_api_key(session, principal, key_id)
     return model_response(MessageOut(message="API key deleted"))

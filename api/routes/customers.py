@@ -40,7 +40,9 @@ async def create_customer(
     body: CustomerCreate, session: SessionDep, principal: CurrentPrincipal
 ) -> Response:
     """Create a customer."""
-    return model_response(customer_out(await catalog_service.create_customer(session, principal, body)))
+    return model_response(
+        customer_out(await catalog_service.create_customer(session, principal, body))
+    )
 
 
 @both_slashes(router, "GET", "/all", response_model=CustomerPage)
@@ -48,7 +50,9 @@ async def list_customers(
     session: SessionDep,
     principal: CurrentPrincipal,
     limit: Annotated[int | None, Query(ge=1, le=100, description="Page size (default 50)")] = None,
-    cursor: Annotated[str | None, Query(max_length=100, description="nextCursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=100, description="nextCursor of the previous page")
+    ] = None,
 ) -> Response:
     """List customers, oldest first, with cursor pagination."""
     items, next_cursor = await catalog_service.page_customers(
@@ -64,7 +68,9 @@ async def get_customer(
     customer_uuid: CustomerUUID, session: SessionDep, principal: CurrentPrincipal
 ) -> Response:
     """Get a customer by UUID."""
-    return model_response(customer_out(await catalog_service.get_customer(session, principal, customer_uuid)))
+    return model_response(
+        customer_out(await catalog_service.get_customer(session, principal, customer_uuid))
+    )
 
 
 @router.get("/email/{email}", response_model=CustomerOut)
@@ -74,7 +80,9 @@ async def get_customer_by_email(
     principal: CurrentPrincipal,
 ) -> Response:
     """Get a customer by email."""
-    return model_response(customer_out(await catalog_service.get_customer_by_email(session, principal, email)))
+    return model_response(
+        customer_out(await catalog_service.get_customer_by_email(session, principal, email))
+    )
 
 
 @both_slashes(router, "PUT", "", response_model=CustomerOut)
@@ -82,7 +90,9 @@ async def update_customer(
     body: CustomerUpdate, session: SessionDep, principal: CurrentPrincipal
 ) -> Response:
     """Update a customer (uuid in the body); absent or null fields stay unchanged."""
-    return model_response(customer_out(await catalog_service.update_customer(session, principal, body)))
+    return model_response(
+        customer_out(await catalog_service.update_customer(session, principal, body))
+    )
 
 
 @router.delete("/uuid/{customer_uuid}", response_model=MessageOut)

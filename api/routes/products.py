@@ -32,7 +32,9 @@ def product_out(product: Product) -> ProductOut:
 
 
 @both_slashes(router, "POST", "", response_model=ProductOut, status_code=200)
-async def create_product(body: ProductCreate, session: SessionDep, principal: CurrentPrincipal) -> Response:
+async def create_product(
+    body: ProductCreate, session: SessionDep, principal: CurrentPrincipal
+) -> Response:
     """Create a product with an exact USD price."""
     product = await catalog_service.create_product(session, principal, body)
     return model_response(product_out(product))
@@ -46,9 +48,13 @@ async def list_products(session: SessionDep, principal: CurrentPrincipal) -> Res
 
 
 @router.get("/id/{product_id}", response_model=ProductOut)
-async def get_product(product_id: ProductId, session: SessionDep, principal: CurrentPrincipal) -> Response:
+async def get_product(
+    product_id: ProductId, session: SessionDep, principal: CurrentPrincipal
+) -> Response:
     """Get a product by id."""
-    return model_response(product_out(await catalog_service.get_product(session, principal, product_id)))
+    return model_response(
+        product_out(await catalog_service.get_product(session, principal, product_id))
+    )
 
 
 @router.get("/reference/{reference}", response_model=ProductOut)
@@ -72,7 +78,9 @@ async def update_product(
 
 
 @router.delete("/{product_id}", response_model=MessageOut)
-async def delete_product(product_id: ProductId, session: SessionDep, principal: CurrentPrincipal) -> Response:
+async def delete_product(
+    product_id: ProductId, session: SessionDep, principal: CurrentPrincipal
+) -> Response:
     """Delete a product (sessions made from it keep their record of it)."""
     await catalog_service.delete_product(session, principal, product_id)
     return model_response(MessageOut(message="Product deleted"))

@@ -32,7 +32,9 @@ def user_out(user: User) -> UserOut:
 
 
 @both_slashes(router, "POST", "", response_model=UserOut)
-async def create_user(body: UserCreate, session: SessionDep, principal: CurrentPrincipal) -> Response:
+async def create_user(
+    body: UserCreate, session: SessionDep, principal: CurrentPrincipal
+) -> Response:
     """Create a user in the caller's organization (admin or owner; only the owner creates admins)."""
     return model_response(user_out(await orgs_service.create_user(session, principal, body)))
 
@@ -60,11 +62,15 @@ async def update_user(
     user_id: UserId, body: UserUpdate, session: SessionDep, principal: CurrentPrincipal
 ) -> Response:
     """Update a user; your own fee is ignored when you edit yourself."""
-    return model_response(user_out(await orgs_service.update_user(session, principal, user_id, body)))
+    return model_response(
+        user_out(await orgs_service.update_user(session, principal, user_id, body))
+    )
 
 
 @router.delete("/{user_id}", response_model=MessageOut)
-async def delete_user(user_id: UserId, session: SessionDep, principal: CurrentPrincipal) -> Response:
+async def delete_user(
+    user_id: UserId, session: SessionDep, principal: CurrentPrincipal
+) -> Response:
     """Delete a user and revoke its API keys (admin or owner)."""
     await orgs_service.delete_user(session, principal, user_id)
     return model_response(MessageOut(message="User deleted"))

@@ -14,7 +14,7 @@ from core.orgs.schemas import Principal
 Owned = TypeVar("Owned", Product, Customer)
 
 
-def visible(model: type[Owned], principal: Principal) -> Select[tuple[Owned]]:
+def visible(model: type[Owned], principal: Principal) -> Select[Owned]:
     """Rows of the principal's organization and mode; a plain `user` sees only its own."""
     stmt = select(model).where(
         model.organization_id == principal.organization_id,
@@ -26,11 +26,13 @@ def visible(model: type[Owned], principal: Principal) -> Select[tuple[Owned]]:
     return stmt
 
 
-async def first(session: AsyncSession, stmt: Select[tuple[Owned]]) -> Owned | None:
+async def first(session: AsyncSession, stmt: Select[Owned]) -> Owned | None:
     return await session.scalar(stmt.limit(1))
 
 
-async def exists(session: AsyncSession, model: type[Owned], principal: Principal, **where: Any) -> bool:
+async def exists(
+    session: AsyncSession, model: type[Owned], principal: Principal, **where: Any
+) -> bool:
     """Is the value taken anywhere in the org+mode (not only among what the principal sees)?"""
     stmt = select(model.id).where(
         model.organization_id == principal.organization_id,

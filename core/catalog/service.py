@@ -28,7 +28,9 @@ MAX_PAGE_SIZE = 100
 # --- products ------------------------------------------------------------------------------
 
 
-async def create_product(session: AsyncSession, principal: Principal, data: ProductCreate) -> Product:
+async def create_product(
+    session: AsyncSession, principal: Principal, data: ProductCreate
+) -> Product:
     if data.reference is not None and await repository.exists(
         session, Product, principal, reference=data.reference
     ):
@@ -135,7 +137,9 @@ async def get_customer(session: AsyncSession, principal: Principal, customer_uui
     return customer
 
 
-async def get_customer_by_email(session: AsyncSession, principal: Principal, email: str) -> Customer:
+async def get_customer_by_email(
+    session: AsyncSession, principal: Principal, email: str
+) -> Customer:
     customer = await repository.first(
         session, repository.visible(Customer, principal).where(Customer.email == email)
     )
@@ -166,7 +170,14 @@ async def update_customer(
         if await repository.exists(session, Customer, principal, email=data.email):
             raise CustomerEmailTaken()
         customer.email = data.email
-    for field in ("name", "last_name", "phone_number", "address", "telegram_user_id", "wallet_address"):
+    for field in (
+        "name",
+        "last_name",
+        "phone_number",
+        "address",
+        "telegram_user_id",
+        "wallet_address",
+    ):
         value = getattr(data, field)
         if value is not None:
             setattr(customer, field, value)

@@ -30,7 +30,9 @@ async def list_users(session: AsyncSession, organization_id: int) -> Sequence[Us
 async def get_key_with_user(session: AsyncSession, key_hash: str) -> tuple[ApiKey, User] | None:
     row = (
         await session.execute(
-            select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.key_hash == key_hash)
+            select(ApiKey, User)
+            .join(User, User.id == ApiKey.user_id)
+            .where(ApiKey.key_hash == key_hash)
         )
     ).first()
     return (row[0], row[1]) if row else None
@@ -38,12 +40,16 @@ async def get_key_with_user(session: AsyncSession, key_hash: str) -> tuple[ApiKe
 
 async def list_live_keys(session: AsyncSession, user_id: int) -> Sequence[ApiKey]:
     result = await session.scalars(
-        select(ApiKey).where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None)).order_by(ApiKey.id)
+        select(ApiKey)
+        .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+        .order_by(ApiKey.id)
     )
     return result.all()
 
 
-async def get_live_key_in_org(session: AsyncSession, organization_id: int, key_id: int) -> ApiKey | None:
+async def get_live_key_in_org(
+    session: AsyncSession, organization_id: int, key_id: int
+) -> ApiKey | None:
     return await session.scalar(
         select(ApiKey).where(
             ApiKey.id == key_id,

@@ -174,11 +174,15 @@ async def create_api_key(
             expires_at = expires_at.replace(tzinfo=UTC)
         if expires_at <= utcnow():
             raise InvalidInput("expiresAt must be in the future", param="expiresAt")
-    key, raw = await _issue_key(session, user, name=data.name, test=data.test, expires_at=expires_at)
+    key, raw = await _issue_key(
+        session, user, name=data.name, test=data.test, expires_at=expires_at
+    )
     return key, raw, Role(user.role)
 
 
-async def list_my_keys(session: AsyncSession, principal: Principal) -> tuple[Sequence[ApiKey], Role]:
+async def list_my_keys(
+    session: AsyncSession, principal: Principal
+) -> tuple[Sequence[ApiKey], Role]:
     return await repository.list_live_keys(session, principal.user_id), principal.role
 
 

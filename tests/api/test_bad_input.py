@@ -9,7 +9,13 @@ import pytest
 from tests.harness.factories import Api, Tenant, make_customer, make_member, make_product
 
 MB_STRING = "x" * (1024 * 1024)
-GOOD_USER = {"name": "N", "lastName": "L", "email": "valid@shop.example", "password": "12345678", "role": "user"}
+GOOD_USER = {
+    "name": "N",
+    "lastName": "L",
+    "email": "valid@shop.example",
+    "password": "12345678",
+    "role": "user",
+}
 GOOD_CUSTOMER = {"name": "N", "lastName": "L", "email": "valid-c@shop.example"}
 GOOD_PRODUCT = {"name": "P", "description": "D", "price": "1.00"}
 
@@ -36,7 +42,12 @@ def world(api: Api, tenant: Tenant) -> dict[str, Any]:
 
 def cases(w: dict[str, Any]) -> list[tuple[str, str, Any, int, str | None]]:
     """(method, path, json body, expected status, expected param)."""
-    pid, cuuid, uid, oid = w["product"]["id"], w["customer"]["uuid"], w["member"]["id"], w["owner_id"]
+    pid, cuuid, uid, oid = (
+        w["product"]["id"],
+        w["customer"]["uuid"],
+        w["member"]["id"],
+        w["owner_id"],
+    )
     product_cases = [
         ("POST", "/product", {"description": "D", "price": 1}, 422, "name"),
         ("POST", "/product", {"name": "P", "description": "D"}, 422, "price"),
@@ -80,15 +91,33 @@ def cases(w: dict[str, Any]) -> list[tuple[str, str, Any, int, str | None]]:
         ("POST", "/api-key", {"name": "k", "userId": "me"}, 422, "userId"),
         ("POST", "/api-key", {"name": "k", "userId": -3}, 422, "userId"),
         ("POST", "/api-key", {"name": "k", "userId": oid, "test": "sometimes"}, 422, "test"),
-        ("POST", "/api-key", {"name": "k", "userId": oid, "expiresAt": "tomorrow"}, 422, "expiresAt"),
-        ("POST", "/api-key", {"name": "k", "userId": oid, "expiresAt": "2001-01-01T00:00:00Z"}, 422, "expiresAt"),
+        (
+            "POST",
+            "/api-key",
+            {"name": "k", "userId": oid, "expiresAt": "tomorrow"},
+            422,
+            "expiresAt",
+        ),
+        (
+            "POST",
+            "/api-key",
+            {"name": "k", "userId": oid, "expiresAt": "2001-01-01T00:00:00Z"},
+            422,
+            "expiresAt",
+        ),
         ("POST", "/api-key", {"name": MB_STRING, "userId": oid}, 422, "name"),
     ]
     customer_cases = [
         ("POST", "/customer", {"name": "N", "lastName": "L"}, 422, "email"),
         ("POST", "/customer", {**GOOD_CUSTOMER, "email": "a@b"}, 422, "email"),
         ("POST", "/customer", {**GOOD_CUSTOMER, "walletAddress": "0x123"}, 422, "walletAddress"),
-        ("POST", "/customer", {**GOOD_CUSTOMER, "walletAddress": "0x" + "g" * 40}, 422, "walletAddress"),
+        (
+            "POST",
+            "/customer",
+            {**GOOD_CUSTOMER, "walletAddress": "0x" + "g" * 40},
+            422,
+            "walletAddress",
+        ),
         (
             "POST",
             "/customer",
@@ -124,18 +153,37 @@ def test_every_bad_body_names_its_field_and_writes_nothing(api: Api, world: dict
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/product"), ("POST", "/user"), ("POST", "/api-key"), ("POST", "/customer"), ("PUT", "/customer")],
+    [
+        ("POST", "/product"),
+        ("POST", "/user"),
+        ("POST", "/api-key"),
+        ("POST", "/customer"),
+        ("PUT", "/customer"),
+    ],
 )
 def test_malformed_json_and_wrong_content_type(api: Api, method: str, path: str) -> None:
     before = state(api)
-    malformed = api.request(method, path, content=b'{"name": "x",', headers={"Content-Type": "application/json"})
+    malformed = api.request(
+        method, path, content=b'{"name": "x",', headers={"Content-Type": "application/json"}
+    )
     assert malformed.status_code == 400
-    assert malformed.json() == {"error": "Malformed JSON in request body", "code": "invalid_json", "param": "body"}
+    assert malformed.json() == {
+        "error": "Malformed JSON in request body",
+        "code": "invalid_json",
+        "param": "body",
+    }
 
-    nan = api.request(method, path, content=b'{"price": NaN}', headers={"Content-Type": "application/json"})
+    nan = api.request(
+        method, path, content=b'{"price": NaN}', headers={"Content-Type": "application/json"}
+    )
     assert nan.status_code == 400
 
-    wrong_type = api.request(method, path, content=b"name=x", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    wrong_type = api.request(
+        method,
+        path,
+        content=b"name=x",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert wrong_type.status_code == 415
     assert wrong_type.json()["param"] == "Content-Type"
 

@@ -26,15 +26,25 @@ def test_idempotency_key_replays_the_first_answer(api: Api) -> None:
 
 
 def test_idempotency_key_with_a_different_body_is_refused(api: Api) -> None:
-    api.post("/product", json={"name": "A", "description": "d", "price": 1}, headers={"Idempotency-Key": "k-2"})
-    clash = api.post("/product", json={"name": "B", "description": "d", "price": 1}, headers={"Idempotency-Key": "k-2"})
+    api.post(
+        "/product",
+        json={"name": "A", "description": "d", "price": 1},
+        headers={"Idempotency-Key": "k-2"},
+    )
+    clash = api.post(
+        "/product",
+        json={"name": "B", "description": "d", "price": 1},
+        headers={"Idempotency-Key": "k-2"},
+    )
     assert clash.status_code == 422
     assert clash.json()["code"] == "idempotency_key_reused"
     assert clash.json()["param"] == "Idempotency-Key"
     assert [p["name"] for p in api.get("/product").json()] == ["A"]
 
 
-def test_idempotency_keys_are_scoped_to_the_api_key(base_url: str, api: Api, tenant_factory: object) -> None:
+def test_idempotency_keys_are_scoped_to_the_api_key(
+    base_url: str, api: Api, tenant_factory: object
+) -> None:
     other = Api(base_url, make_tenant_key(tenant_factory))
     body = {"name": "Shared key", "description": "d", "price": 1}
     mine = api.post("/product", json=body, headers={"Idempotency-Key": "shared"})
@@ -55,7 +65,12 @@ def test_failed_requests_are_replayed_too_but_not_auth_failures(api: Api, base_u
     bad = {"name": "", "description": "d", "price": 1}
     first = api.post("/product", json=bad, headers={"Idempotency-Key": "bad-1"})
     assert first.status_code == 422
-    assert api.post("/product", json=bad, headers={"Idempotency-Key": "bad-1"}).headers.get("Idempotent-Replayed") == "true"
+    assert (
+        api.post("/product", json=bad, headers={"Idempotency-Key": "bad-1"}).headers.get(
+            "Idempotent-Replayed"
+        )
+        == "true"
+    )
     anonymous = Api(base_url, "cp_live_wrong")
     assert anonymous.post("/product", json=bad, headers={"Idempotency-Key": "x"}).status_code == 401
 
@@ -84,13 +99,20 @@ def test_walking_250_customers_returns_each_exactly_once(api: Api) -> None:
 
 def test_prices_stay_exact_through_create_and_read(api: Api) -> None:
     for sent in ["0.3", "0.30000000000000004", "1234567890.123456789", "0.000001", "100"]:
-        created = api.post("/product", content=f'{{"name":"p","description":"d","price":{sent}}}',
-                           headers={"Content-Type": "application/json"})
+        created = api.post(
+            "/product",
+            content=f'{{"name":"p","description":"d","price":{sent}}}',
+            headers={"Content-Type": "application/json"},
+        )
         assert created.status_code == 200, created.text
         raw = api.get(f"/product/id/{created.json()['id']}").text
         assert f'"price":{sent},' in raw
-    tenth = api.post("/product", json={"name": "a", "description": "d", "price": "0.1"}).json()["id"]
-    fifth = api.post("/product", json={"name": "b", "description": "d", "price": "0.2"}).json()["id"]
+    tenth = api.post("/product", json={"name": "a", "description": "d", "price": "0.1"}).json()[
+        "id"
+    ]
+    fifth = api.post("/product", json={"name": "b", "description": "d", "price": "0.2"}).json()[
+        "id"
+    ]
     prices = {
         p["id"]: p["price"] for p in json.loads(api.get("/product").text, parse_float=Decimal)
     }
@@ -122,7 +144,9 @@ def test_key_is_accepted_as_basic_username(base_url: str, tenant: Tenant) -> Non
 
 def test_expired_and_revoked_keys_get_401(api: Api, tenant: Tenant, base_url: str) -> None:
     soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
-    created = api.post("/api-key", json={"name": "short", "userId": tenant.owner_id, "expiresAt": soon})
+    created = api.post(
+        "/api-key", json={"name": "short", "userId": tenant.owner_id, "expiresAt": soon}
+    )
     assert created.status_code == 200, created.text
     assert created.json()["data"]["expiresAt"] is not None
     short = Api(base_url, created.json()["key"])
@@ -153,7 +177,16 @@ def test_key_listing_shows_preview_and_last_use_but_never_the_key(api: Api, tena
 
 
 def test_trailing_slash_forms_answer_without_redirect(api: Api) -> None:
-    for path in ["/product", "/product/", "/user", "/user/", "/api-key", "/api-key/", "/customer/all", "/customer/all/"]:
+    for path in [
+        "/product",
+        "/product/",
+        "/user",
+        "/user/",
+        "/api-key",
+        "/api-key/",
+        "/customer/all",
+        "/customer/all/",
+    ]:
         response = api.get(path)
         assert response.status_code == 200, path
 

@@ -108,20 +108,25 @@ def test_user_updating_itself_keeps_its_fee(client: QBitFlow, base_url: str) -> 
     key = client.api_keys.create(CreateApiKeyDto(name="sue", user_id=staff.id, test=False))
     as_staff = QBitFlow(api_key=key.key, max_retries=1)
     updated = as_staff.users.update(
-        staff.id, UpdateUserDto(name="Susan", last_name="Self", email=email, organization_fee_bps=999)
+        staff.id,
+        UpdateUserDto(name="Susan", last_name="Self", email=email, organization_fee_bps=999),
     )
     assert updated.name == "Susan"
     assert updated.organization_fee_bps == 100
 
 
 def test_api_keys_every_sdk_method(client: QBitFlow, tenant: Tenant) -> None:
-    created = client.api_keys.create(CreateApiKeyDto(name="ci", user_id=tenant.owner_id, test=False))
+    created = client.api_keys.create(
+        CreateApiKeyDto(name="ci", user_id=tenant.owner_id, test=False)
+    )
     assert created.key.startswith("cp_live_")
     assert created.data.name == "ci"
     assert created.data.role is UserRole.OWNER
     assert created.data.test is False
 
-    test_key = client.api_keys.create(CreateApiKeyDto(name="sandbox", user_id=tenant.owner_id, test=True))
+    test_key = client.api_keys.create(
+        CreateApiKeyDto(name="sandbox", user_id=tenant.owner_id, test=True)
+    )
     assert test_key.key.startswith("cp_test_")
     assert test_key.data.test is True
 
@@ -159,7 +164,11 @@ def test_customers_every_sdk_method(client: QBitFlow) -> None:
         customer.uuid,
         UpdateCustomerDto(name="Augusta", last_name=None, email=None, phone_number="+1 555 0100"),
     )
-    assert (updated.name, updated.last_name, updated.phone_number) == ("Augusta", "Lovelace", "+1 555 0100")
+    assert (updated.name, updated.last_name, updated.phone_number) == (
+        "Augusta",
+        "Lovelace",
+        "+1 555 0100",
+    )
     assert updated.reference == "CRM-1"
 
     assert client.customers.delete(customer.uuid).message
@@ -169,7 +178,9 @@ def test_customers_every_sdk_method(client: QBitFlow) -> None:
 
 def test_customer_pagination_through_the_sdk(client: QBitFlow) -> None:
     made = [
-        client.customers.create(CreateCustomerDto(name="C", last_name=str(i), email=unique_email("p"))).uuid
+        client.customers.create(
+            CreateCustomerDto(name="C", last_name=str(i), email=unique_email("p"))
+        ).uuid
         for i in range(7)
     ]
     seen: list[str] = []
@@ -198,9 +209,10 @@ def test_sdk_error_paths(client: QBitFlow, base_url: str) -> None:
         client.users.get_by_id(987654321)
     with pytest.raises(NotFoundException):
         client.api_keys.delete(987654321)
+    duplicate = CreateCustomerDto(name="A", last_name="B", email="dup@shop.example")
+    client.customers.create(duplicate)
     with pytest.raises(InvalidRequestError) as conflict:
-        client.customers.create(CreateCustomerDto(name="A", last_name="B", email="dup@shop.example"))
-        client.customers.create(CreateCustomerDto(name="A", last_name="B", email="dup@shop.example"))
+        client.customers.create(duplicate)
     assert conflict.value.status_code == 409
     assert "already exists" in conflict.value.message
 

@@ -19,7 +19,13 @@ def org_a(base_url: str, tenant_factory: Callable[..., Tenant]) -> dict[str, Any
     customer = make_customer(owner, reference="A-CUST")
     member_api = Api(base_url, member_key)
     key_id = member_api.get("/api-key").json()[0]["id"]
-    return {"owner": owner, "member": member, "product": product, "customer": customer, "key_id": key_id}
+    return {
+        "owner": owner,
+        "member": member,
+        "product": product,
+        "customer": customer,
+        "key_id": key_id,
+    }
 
 
 def snapshot(a: dict[str, Any]) -> tuple[Any, ...]:
@@ -84,17 +90,33 @@ def test_plain_user_sees_and_changes_only_its_own(org_a: dict[str, Any], base_ur
     assert user.get("/user/all").status_code == 403
     assert user.get(f"/user/id/{org_a['member']['id']}").status_code == 403
     assert user.get(f"/user/id/{me['id']}").status_code == 200
-    assert user.post("/user", json={
-        "name": "N", "lastName": "N", "email": "n@shop.example", "password": "12345678", "role": "user",
-    }).status_code == 403
+    assert (
+        user.post(
+            "/user",
+            json={
+                "name": "N",
+                "lastName": "N",
+                "email": "n@shop.example",
+                "password": "12345678",
+                "role": "user",
+            },
+        ).status_code
+        == 403
+    )
     assert user.delete(f"/user/{org_a['member']['id']}").status_code == 403
     assert user.put(f"/user/{org_a['member']['id']}", json={"name": "x"}).status_code == 403
     assert user.get(f"/api-key/user/{org_a['member']['id']}").status_code == 403
-    assert user.post(
-        "/api-key", json={"name": "k", "userId": org_a["member"]["id"], "test": False}
-    ).status_code == 403
+    assert (
+        user.post(
+            "/api-key", json={"name": "k", "userId": org_a["member"]["id"], "test": False}
+        ).status_code
+        == 403
+    )
     assert user.delete(f"/api-key/{org_a['key_id']}").status_code == 404
-    assert user.post("/api-key", json={"name": "mine", "userId": me["id"], "test": False}).status_code == 200
+    assert (
+        user.post("/api-key", json={"name": "mine", "userId": me["id"], "test": False}).status_code
+        == 200
+    )
 
 
 def test_admin_manages_users_but_not_admins_or_the_owner(
@@ -104,10 +126,24 @@ def test_admin_manages_users_but_not_admins_or_the_owner(
     admin = Api(base_url, admin_key)
     member, _ = make_member(admin, "user")
     assert admin.get("/user/all").status_code == 200
-    assert admin.put(f"/user/{member['id']}", json={"organizationFeeBps": 300}).json()["organizationFeeBps"] == 300
-    assert admin.post("/api-key", json={"name": "for member", "userId": member["id"]}).status_code == 200
+    assert (
+        admin.put(f"/user/{member['id']}", json={"organizationFeeBps": 300}).json()[
+            "organizationFeeBps"
+        ]
+        == 300
+    )
+    assert (
+        admin.post("/api-key", json={"name": "for member", "userId": member["id"]}).status_code
+        == 200
+    )
 
-    other_admin = {"name": "A", "lastName": "B", "email": "adm2@shop.example", "password": "12345678", "role": "admin"}
+    other_admin = {
+        "name": "A",
+        "lastName": "B",
+        "email": "adm2@shop.example",
+        "password": "12345678",
+        "role": "admin",
+    }
     refused = admin.post("/user", json=other_admin)
     assert refused.status_code == 403
     assert admin.put(f"/user/{tenant.owner_id}", json={"name": "x"}).status_code == 403
@@ -116,7 +152,9 @@ def test_admin_manages_users_but_not_admins_or_the_owner(
 
     # Only the owner creates and removes admins; nobody creates a second owner.
     assert api.post("/user", json={**other_admin, "email": "adm3@shop.example"}).status_code == 200
-    owner_again = api.post("/user", json={**other_admin, "email": "own2@shop.example", "role": "owner"})
+    owner_again = api.post(
+        "/user", json={**other_admin, "email": "own2@shop.example", "role": "owner"}
+    )
     assert owner_again.status_code == 403
     assert owner_again.json()["param"] == "role"
     assert api.delete(f"/user/{admin_user['id']}").status_code == 200
@@ -125,8 +163,12 @@ def test_admin_manages_users_but_not_admins_or_the_owner(
     assert admin.get("/user").status_code == 401
 
 
-def test_test_mode_objects_are_invisible_to_live_keys(base_url: str, tenant: Tenant, api: Api) -> None:
-    created = api.post("/api-key", json={"name": "sandbox", "userId": tenant.owner_id, "test": True})
+def test_test_mode_objects_are_invisible_to_live_keys(
+    base_url: str, tenant: Tenant, api: Api
+) -> None:
+    created = api.post(
+        "/api-key", json={"name": "sandbox", "userId": tenant.owner_id, "test": True}
+    )
     sandbox = Api(base_url, created.json()["key"])
     test_product = make_product(sandbox, reference="SAME")
     live_product = make_product(api, reference="SAME")
@@ -142,6 +184,8 @@ def test_test_mode_objects_are_invisible_to_live_keys(base_url: str, tenant: Ten
     assert test_customer["test"] is True
     assert api.get(f"/customer/uuid/{test_customer['uuid']}").status_code == 404
     # A test key cannot mint live keys.
-    escalate = sandbox.post("/api-key", json={"name": "live", "userId": tenant.owner_id, "test": False})
+    escalate = sandbox.post(
+        "/api-key", json={"name": "live", "userId": tenant.owner_id, "test": False}
+    )
     assert escalate.status_code == 403
     assert escalate.json()["param"] == "test"

@@ -65,7 +65,9 @@ async def test_amounts_round_trip_exactly(backend_url: str, usd: Decimal, tokens
     assert type(row["tokens"]) is int
 
 
-async def test_plain_numeric_on_sqlite_loses_digits_which_is_why_we_have_our_own(tmp_path: Path) -> None:
+async def test_plain_numeric_on_sqlite_loses_digits_which_is_why_we_have_our_own(
+    tmp_path: Path,
+) -> None:
     row = await _round_trip(sqlite_url(tmp_path), plain=Decimal(10**30) + 1)
     assert row["plain"] != Decimal(10**30) + 1
 

@@ -35,7 +35,9 @@ def make_tenant(database_url: str, *, test: bool = False, name: str = "Shop") ->
             first=False,
         )
     )
-    return Tenant(created.organization_id, created.owner_user_id, created.owner_email, created.api_key)
+    return Tenant(
+        created.organization_id, created.owner_user_id, created.owner_email, created.api_key
+    )
 
 
 class Api:
@@ -74,13 +76,20 @@ def make_member(owner: Api, role: str, **overrides: Any) -> tuple[dict[str, Any]
     }
     user = owner.post("/user", json=body)
     assert user.status_code == 200, user.text
-    key = owner.post("/api-key", json={"name": f"{role} key", "userId": user.json()["id"], "test": False})
+    key = owner.post(
+        "/api-key", json={"name": f"{role} key", "userId": user.json()["id"], "test": False}
+    )
     assert key.status_code == 200, key.text
     return user.json(), key.json()["key"]
 
 
 def make_product(api: Api, **overrides: Any) -> dict[str, Any]:
-    body = {"name": "Monthly access", "description": "Private channel", "price": "9.99", **overrides}
+    body = {
+        "name": "Monthly access",
+        "description": "Private channel",
+        "price": "9.99",
+        **overrides,
+    }
     response = api.post("/product", json=body)
     assert response.status_code == 200, response.text
     return dict(response.json())

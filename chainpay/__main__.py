@@ -1,0 +1,3 @@
+from chainpay.cli import app
+
+app(prog_name="chainpay")

@@ -1,0 +1,126 @@
+"""The newcomer's path as real processes: `chainpay init` in an empty directory, then
+`chainpay serve` answers with the printed key."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from chainpay.cli import app
+from tests.harness.server import free_port
+
+CLI = [sys.executable, "-m", "chainpay"]
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("CHAINPAY_")}
+
+
+def chainpay(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, object]]]:
+    init = chainpay(tmp_path, "init", "--json")
+    assert init.returncode == 0, init.stderr
+    created = json.loads(init.stdout)
+    port = free_port()
+    process = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(
+                    f"chainpay serve exited: {process.stderr.read() if process.stderr else ''}"
+                )
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("chainpay serve did not come up within 60 s")
+        yield base, created
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_init_then_serve_answers_with_the_printed_key(
+    served: tuple[str, dict[str, object]], tmp_path: Path
+) -> None:
+    base, created = served
+    key = str(created["api_key"])
+    assert key.startswith("cp_live_")
+    assert (tmp_path / "chainpay.db").is_file()
+    me = httpx.get(f"{base}/v1/user", headers={"X-API-Key": key})
+    assert me.status_code == 200
+    assert me.json()["email"] == "owner@example.com"
+    assert me.json()["role"] == "owner"
+    assert httpx.get(f"{base}/v1/user", headers={"X-API-Key": key + "x"}).status_code == 401
+
+
+def test_init_refuses_a_second_run_and_org_create_adds_tenants(tmp_path: Path) -> None:
+    assert chainpay(tmp_path, "init").returncode == 0
+    again = chainpay(tmp_path, "init")
+    assert again.returncode == 1
+    assert "already initialized" in again.stderr
+    other = chainpay(
+        tmp_path, "org", "create", "Second shop", "--owner-email", "boss@second.example"
+    )
+    assert other.returncode == 0, other.stderr
+    assert "cp_live_" in other.stdout
+    assert "Second shop" in other.stdout
+    duplicate = chainpay(tmp_path, "org", "create", "Third", "--owner-email", "boss@second.example")
+    assert duplicate.returncode == 1
+    assert "already exists" in duplicate.stderr
+
+
+@pytest.mark.parametrize("email", ["owner@localhost", "owner@shop.test", "not-an-email"])
+def test_init_applies_the_sdks_email_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, email: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["init", "--owner-email", email])
+    assert result.exit_code == 2
+    assert "owner-email" in result.output
+    assert not (tmp_path / "chainpay.db").exists()
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["init"], ["org"], ["org", "create"], ["migrate"], ["serve"], ["api"]]
+)
+def test_every_command_has_help(command: list[str]) -> None:
+    result = CliRunner().invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output

@@ -28,6 +28,15 @@ class NewOrganization:
     test: bool
 
 
+async def has_organizations(settings: Settings) -> bool:
+    engine = create_engine(settings.database_url, pool=False)
+    try:
+        async with transaction(create_sessionmaker(engine)) as session:
+            return bool(await session.scalar(select(func.count(Organization.id))))
+    finally:
+        await engine.dispose()
+
+
 async def create_organization(
     settings: Settings, *, name: str, owner_email: str, test_key: bool, first: bool
 ) -> NewOrganization:

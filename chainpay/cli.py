@@ -118,10 +118,17 @@ def serve(
     host: str | None = typer.Option(None, help="Bind address (default CHAINPAY_HOST or 127.0.0.1)"),
     port: int | None = typer.Option(None, help="Port (default CHAINPAY_PORT or 8000)"),
 ) -> None:
-    """Run everything in one process: the API (bot, watchers and scheduler join in later releases)."""
+    """Run everything in one process: the API (bot, watchers and scheduler join in later releases).
+
+    On the embedded SQLite default, an empty database is migrated and initialized on the first
+    start (as `chainpay init` would), and the owner's API key is printed once.
+    """
     settings = _settings()
     configure_logging(settings.log_level)
     _prepare_database(settings)
+    if settings.is_sqlite and not asyncio.run(bootstrap.has_organizations(settings)):
+        typer.echo("Empty database: creating the first organization (as `chainpay init`).")
+        _create("My shop", DEFAULT_OWNER_EMAIL, test_key=False, as_json=False, first=True)
     roles.run(roles.serve(settings, host=host, port=port))
 
 

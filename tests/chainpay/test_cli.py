@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -37,18 +38,16 @@ def chainpay(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, object]]]:
-    init = chainpay(tmp_path, "init", "--json")
-    assert init.returncode == 0, init.stderr
-    created = json.loads(init.stdout)
+@contextmanager
+def serving(cwd: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`chainpay serve` as a real process until the block ends; yields base URL and process."""
     port = free_port()
     process = subprocess.Popen(
         [*CLI, "serve", "--port", str(port)],
-        cwd=tmp_path,
+        cwd=cwd,
         env=clean_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -56,9 +55,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, object]]]:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                pytest.fail(
-                    f"chainpay serve exited: {process.stderr.read() if process.stderr else ''}"
-                )
+                pytest.fail(f"chainpay serve exited with {process.returncode}")
             try:
                 if httpx.get(f"{base}/health", timeout=1).status_code == 200:
                     break
@@ -66,7 +63,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, object]]]:
                 time.sleep(0.2)
         else:
             pytest.fail("chainpay serve did not come up within 60 s")
-        yield base, created
+        yield base, process
     finally:
         process.terminate()
         try:
@@ -74,6 +71,14 @@ def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, object]]]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, object]]]:
+    init = chainpay(tmp_path, "init", "--json")
+    assert init.returncode == 0, init.stderr
+    with serving(tmp_path) as (base, _process):
+        yield base, json.loads(init.stdout)
 
 
 def test_init_then_serve_answers_with_the_printed_key(
@@ -88,6 +93,20 @@ def test_init_then_serve_answers_with_the_printed_key(
     assert me.json()["email"] == "owner@example.com"
     assert me.json()["role"] == "owner"
     assert httpx.get(f"{base}/v1/user", headers={"X-API-Key": key + "x"}).status_code == 401
+
+
+def test_serve_on_an_empty_directory_initializes_once_and_prints_the_key(tmp_path: Path) -> None:
+    with serving(tmp_path) as (base, process):
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(5)]
+        keys = [line.strip() for line in lines if line.strip().startswith("cp_live_")]
+        assert len(keys) == 1, lines
+        assert httpx.get(f"{base}/v1/user", headers={"X-API-Key": keys[0]}).status_code == 200
+    with serving(tmp_path) as (base, process):
+        assert process.stdout is not None
+        process.terminate()
+        process.wait(timeout=15)
+        assert "cp_live_" not in process.stdout.read()
 
 
 def test_init_refuses_a_second_run_and_org_create_adds_tenants(tmp_path: Path) -> None:

@@ -17,10 +17,23 @@ from api.middleware import (
     RequestContextMiddleware,
 )
 from api.responses import ExactJSONResponse
-from api.routes import api_keys, customers, health, products, users
+from api.routes import (
+    api_keys,
+    customers,
+    health,
+    papaya,
+    pay,
+    payments,
+    products,
+    sessions,
+    users,
+    wallet,
+)
 from core import __version__
+from core.checkout import service as checkout_service
+from core.checkout.context import CheckoutContext
 from core.config import Settings
-from core.db import create_engine, create_sessionmaker
+from core.db import create_engine, create_sessionmaker, transaction
 
 DESCRIPTION = (
     "Self-hosted stablecoin payments for Telegram merchants. The /v1 API follows QBitFlow's "
@@ -36,16 +49,19 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if sessionmaker is not None:
+        engine = None
+        if sessionmaker is None:
+            engine = create_engine(settings.database_url)
+            app.state.sessionmaker = create_sessionmaker(engine)
+        else:
             app.state.sessionmaker = sessionmaker
-            yield
-            return
-        engine = create_engine(settings.database_url)
-        app.state.sessionmaker = create_sessionmaker(engine)
         try:
+            async with transaction(app.state.sessionmaker) as session:
+                await checkout_service.sync_currencies(session, app.state.checkout_context)
             yield
         finally:
-            await engine.dispose()
+            if engine is not None:
+                await engine.dispose()
 
     app = FastAPI(
         title="chainpay",
@@ -56,10 +72,13 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.settings = settings
+    app.state.checkout_context = CheckoutContext.from_settings(settings)
     install_error_handlers(app)
     app.include_router(health.router)
-    for module in (products, users, api_keys, customers):
+    for module in (products, users, api_keys, customers, wallet, sessions, payments):
         app.include_router(module.router, prefix="/v1")
+    app.include_router(papaya.router, prefix="/api")
+    app.include_router(pay.router)
 
     # Added innermost first: the request context wraps everything.
     app.add_middleware(IdempotencyMiddleware, ttl=timedelta(hours=settings.idempotency_ttl_hours))

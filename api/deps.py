@@ -10,6 +10,7 @@ from fastapi.security import APIKeyHeader, HTTPBasic
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.middleware import presented_credential
+from core.checkout.context import CheckoutContext
 from core.errors import Unauthorized
 from core.orgs import service as orgs_service
 from core.orgs.schemas import Principal
@@ -50,3 +51,11 @@ async def authenticate(
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+
+
+def get_checkout_context(request: Request) -> CheckoutContext:
+    context: CheckoutContext = request.app.state.checkout_context
+    return context
+
+
+CheckoutDep = Annotated[CheckoutContext, Depends(get_checkout_context)]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -11,6 +13,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from core.chains import ChainConfig, ChainRegistry, load_chain_configs
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./chainpay.db"
 
@@ -44,6 +48,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=2 * 1024 * 1024, ge=1024, description="Largest accepted request body"
     )
+    chains: list[ChainConfig] = Field(
+        default_factory=list, description="[[chains]] tables: chain id, RPC URLs, finality, tokens"
+    )
+    chains_file: Path | None = Field(
+        default=None, description="A TOML file with more [[chains]] (`chainpay devnet` writes one)"
+    )
+    session_lifetime_minutes: int = Field(
+        default=60, ge=1, le=60 * 24 * 30, description="How long a checkout session stays payable"
+    )
+    underpayment_tolerance_usd: Decimal = Field(
+        default=Decimal(0), ge=0, description="A session counts as paid when short by at most this"
+    )
+    telegram_bot_username: str | None = Field(
+        default=None, description="The bot's @username (without @) for t.me links"
+    )
     auto_migrate: bool | None = Field(
         default=None,
         description="Run migrations when `chainpay serve` starts; default: on for SQLite, off for PostgreSQL",
@@ -53,6 +72,14 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    def chain_registry(self) -> ChainRegistry:
+        """Chains from the settings plus those of `chains_file` (the file's win on the same id)."""
+        configs = {c.id: c for c in self.chains}
+        if self.chains_file is not None:
+            for config in load_chain_configs(self.chains_file):
+                configs[config.id] = config
+        return ChainRegistry.from_config(list(configs.values()))
 
     @property
     def is_sqlite(self) -> bool:

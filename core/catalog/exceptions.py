@@ -32,10 +32,3 @@ class ReferenceImmutable(InvalidInput):
 
     def __init__(self) -> None:
         super().__init__("A customer's reference cannot be changed", param="reference")
-
-
-class InvalidCursor(InvalidInput):
-    code = "invalid_cursor"
-
-    def __init__(self) -> None:
-        super().__init__("Unknown pagination cursor", param="cursor")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,7 +10,6 @@ from core.catalog import repository
 from core.catalog.exceptions import (
     CustomerEmailTaken,
     CustomerNotFound,
-    InvalidCursor,
     ProductNotFound,
     ReferenceImmutable,
     ReferenceTaken,
@@ -21,6 +18,7 @@ from core.catalog.schemas import CustomerCreate, CustomerUpdate, ProductCreate, 
 from core.models import Customer, Product
 from core.models.base import utcnow
 from core.orgs.schemas import Principal
+from core.pagination import decode_cursor, encode_cursor
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
@@ -153,10 +151,10 @@ async def page_customers(
 ) -> tuple[Sequence[Customer], str | None]:
     """Oldest first; the cursor is opaque and walks every customer exactly once."""
     size = DEFAULT_PAGE_SIZE if limit is None else limit
-    after_id = decode_cursor(cursor) if cursor else None
+    after_id = decode_cursor("c", cursor) if cursor else None
     rows = await repository.page_customers(session, principal, after_id=after_id, limit=size + 1)
     items = rows[:size]
-    next_cursor = encode_cursor(items[-1].id) if len(rows) > size else None
+    next_cursor = encode_cursor("c", items[-1].id) if len(rows) > size else None
     return items, next_cursor
 
 
@@ -190,19 +188,3 @@ async def delete_customer(session: AsyncSession, principal: Principal, customer_
     customer = await get_customer(session, principal, customer_uuid)
     customer.deleted_at = utcnow()
     await session.flush()
-
-
-def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"c:{last_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
-        prefix, _, number = text.partition(":")
-        if prefix != "c" or not number.isdigit() or len(number) > 19:
-            raise ValueError(cursor)
-        return int(number)
-    except (ValueError, UnicodeError, binascii.Error) as exc:
-        raise InvalidCursor() from exc

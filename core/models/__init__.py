@@ -2,7 +2,28 @@
 
 from core.models.base import Base
 from core.models.catalog import Customer, Product
+from core.models.chain_state import ChainHead
+from core.models.checkout import CheckoutSession, Currency, SessionQuote
 from core.models.idempotency import IdempotencyRecord
 from core.models.orgs import ApiKey, Organization, User
+from core.models.payments import Payment
+from core.models.subscriptions import Subscription
+from core.models.wallet import DepositAddress, OrganizationWallet
 
-__all__ = ["ApiKey", "Base", "Customer", "IdempotencyRecord", "Organization", "Product", "User"]
+__all__ = [
+    "ApiKey",
+    "ChainHead",
+    "Base",
+    "CheckoutSession",
+    "Currency",
+    "Customer",
+    "DepositAddress",
+    "IdempotencyRecord",
+    "Organization",
+    "OrganizationWallet",
+    "Payment",
+    "Product",
+    "SessionQuote",
+    "Subscription",
+    "User",
+]

@@ -1,0 +1,38 @@
+"""The organization's receiving wallet (account xpub)."""
+
+from __future__ import annotations
+
+from fastapi import Response
+
+from api.deps import CurrentPrincipal, SessionDep
+from api.responses import model_response
+from api.routing import both_slashes, make_router
+from core.models import OrganizationWallet
+from core.wallet import service as wallet_service
+from core.wallet.derivation import derive_address
+from core.wallet.schemas import WalletOut, WalletSet
+
+router = make_router(prefix="/wallet", tags=["wallet"])
+
+
+def wallet_out(wallet: OrganizationWallet) -> WalletOut:
+    return WalletOut(
+        xpub=wallet.xpub,
+        next_index=wallet.next_index,
+        first_address=derive_address(wallet.xpub, 0),
+        updated_at=wallet.updated_at,
+    )
+
+
+@both_slashes(router, "GET", "", response_model=WalletOut)
+async def get_wallet(session: SessionDep, principal: CurrentPrincipal) -> Response:
+    """The account xpub deposit addresses are derived from (m/44'/60'/0'/0/i)."""
+    return model_response(wallet_out(await wallet_service.get_wallet(session, principal)))
+
+
+@both_slashes(router, "PUT", "", response_model=WalletOut)
+async def set_wallet(body: WalletSet, session: SessionDep, principal: CurrentPrincipal) -> Response:
+    """Register the account xpub (admin or owner). Never send a private key: only the xpub."""
+    return model_response(
+        wallet_out(await wallet_service.set_xpub_as(session, principal, body.xpub))
+    )

@@ -1,0 +1,35 @@
+"""What the checkout domain needs from configuration, resolved once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from core.chains import ChainRegistry
+from core.config import Settings
+
+
+@dataclass(frozen=True)
+class CheckoutContext:
+    registry: ChainRegistry
+    lifetime: timedelta
+    tolerance_usd: Decimal
+    public_url: str
+    bot_username: str | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CheckoutContext:
+        return cls(
+            registry=settings.chain_registry(),
+            lifetime=timedelta(minutes=settings.session_lifetime_minutes),
+            tolerance_usd=settings.underpayment_tolerance_usd,
+            public_url=settings.public_url,
+            bot_username=(settings.telegram_bot_username or "").lstrip("@") or None,
+        )
+
+    def link(self, uuid: str) -> str:
+        return f"{self.public_url}/pay/{uuid}"
+
+    def bot_url(self, token: str) -> str | None:
+        return f"https://t.me/{self.bot_username}?start={token}" if self.bot_username else None

@@ -1,0 +1,423 @@
+"""Checkout sessions: create (one-time or subscription), read, cancel; their quotes and views."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.catalog import service as catalog_service
+from core.catalog.exceptions import CustomerNotFound, ProductNotFound
+from core.checkout.context import CheckoutContext
+from core.checkout.exceptions import (
+    NoAcceptedTokens,
+    SessionNotFound,
+    SessionNotOpen,
+    UnsupportedOption,
+)
+from core.checkout.schemas import (
+    MAX_FREQUENCY_SECONDS,
+    MAX_TRIAL_SECONDS,
+    MIN_FREQUENCY_SECONDS,
+    PAPAYA_PERIODS,
+    CurrencyOut,
+    Duration,
+    InvoiceCreate,
+    InvoiceDetailOut,
+    LinkOut,
+    SessionCreate,
+    SessionOut,
+    SubscriptionOptionsIn,
+    SubscriptionOptionsOut,
+    TokenAmountOut,
+)
+from core.checkout.state import OPEN_STATUSES, SessionStatus
+from core.errors import InvalidInput
+from core.models import CheckoutSession, Currency, Customer, Organization, Product, SessionQuote
+from core.models.base import utcnow
+from core.money import base_units_to_tokens
+from core.orgs.schemas import Principal
+from core.wallet import service as wallet_service
+
+KIND_PAYMENT = "payment"
+KIND_SUBSCRIPTION = "subscription"
+
+
+async def sync_currencies(session: AsyncSession, context: CheckoutContext) -> None:
+    """Give every configured (chain, token) its stable Currency id (idempotent, race-free)."""
+    tokens = [t for c in context.registry.chains.values() for t in c.tokens]
+    if not tokens:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    for token in tokens:
+        chain = context.registry.chains[token.chain_id]
+        stmt = (
+            insert(Currency)
+            .values(
+                chain_id=token.chain_id,
+                contract=token.contract,
+                symbol=token.symbol,
+                decimals=token.decimals,
+                test=chain.test,
+            )
+            .on_conflict_do_nothing(index_elements=["chain_id", "contract"])
+        )
+        await session.execute(stmt)
+    await session.flush()
+
+
+async def currencies_by_token(session: AsyncSession) -> dict[tuple[int, str], Currency]:
+    rows = await session.scalars(select(Currency))
+    return {(c.chain_id, c.contract.lower()): c for c in rows}
+
+
+async def create_session(
+    session: AsyncSession,
+    principal: Principal,
+    context: CheckoutContext,
+    data: SessionCreate,
+    *,
+    source: str = "api",
+    title: str | None = None,
+    message: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    telegram_user_id: int | None = None,
+) -> CheckoutSession:
+    """A payable session with its own deposit address and exact per-token quotes."""
+    kind, frequency, trial, min_periods = _subscription_terms(data)
+    product: Product | None = None
+    if data.product_id is not None:
+        try:
+            product = await catalog_service.get_product(session, principal, data.product_id)
+        except ProductNotFound as exc:
+            raise ProductNotFound(param="productId") from exc
+        if not product.is_active:
+            raise InvalidInput(
+                "This product is not active", param="productId", code="product_inactive"
+            )
+    customer: Customer | None = None
+    if data.customer_uuid:
+        try:
+            customer = await catalog_service.get_customer(session, principal, data.customer_uuid)
+        except CustomerNotFound as exc:
+            raise CustomerNotFound(param="customerUUID") from exc
+
+    price = product.price_usd if product is not None else data.price
+    name = product.name if product is not None else data.product_name
+    description = product.description if product is not None else data.description
+    if price is None or name is None or description is None:  # guaranteed by SessionCreate
+        raise InvalidInput("give productId, or productName, description and price")
+    if price <= 0:
+        raise InvalidInput("price must be greater than 0", param="price")
+
+    quotes = context.registry.quote(price, test=principal.test)
+    if not quotes:
+        mode = "test" if principal.test else "live"
+        raise NoAcceptedTokens(
+            f"No {mode} chains are configured: a {mode} session has nothing to accept",
+            param=None,
+        )
+    if kind == KIND_SUBSCRIPTION and product is None:
+        # A subscription always belongs to a product (the SDK's Subscription.productId).
+        product = Product(
+            organization_id=principal.organization_id,
+            created_by_user_id=principal.user_id,
+            test=principal.test,
+            name=name,
+            description=description,
+            price_usd=price,
+        )
+        session.add(product)
+        await session.flush()
+
+    address = await wallet_service.allocate_address(session, principal.organization_id)
+    now = utcnow()
+    checkout = CheckoutSession(
+        organization_id=principal.organization_id,
+        created_by_user_id=principal.user_id,
+        test=principal.test,
+        kind=kind,
+        product_id=product.id if product is not None else None,
+        product_name=name,
+        description=description,
+        price_usd=price,
+        success_url=data.success_url,
+        cancel_url=data.cancel_url,
+        webhook_url=data.webhook_url,
+        customer_id=customer.id if customer is not None else None,
+        telegram_user_id=telegram_user_id,
+        frequency_seconds=frequency,
+        trial_seconds=trial,
+        min_periods=min_periods,
+        source=source,
+        title=title,
+        message=message,
+        metadata_json=json.dumps(metadata) if metadata is not None else None,
+        deposit_address_id=address.id,
+        deposit_address=address.address,
+        bot_token=secrets.token_urlsafe(24),
+        status=SessionStatus.CREATED.value,
+        paid_usd=Decimal(0),
+        expires_at=now + context.lifetime,
+        created_at=now,
+    )
+    session.add(checkout)
+    await session.flush()
+    currencies = await currencies_by_token(session)
+    for quote in quotes:
+        currency = currencies.get((quote.token.chain_id, quote.token.contract.lower()))
+        if currency is None:
+            await sync_currencies(session, context)
+            currencies = await currencies_by_token(session)
+            currency = currencies[(quote.token.chain_id, quote.token.contract.lower())]
+        session.add(
+            SessionQuote(
+                session_id=checkout.id,
+                currency_id=currency.id,
+                chain_id=quote.token.chain_id,
+                token_contract=quote.token.contract,
+                token_symbol=quote.token.symbol,
+                decimals=quote.token.decimals,
+                usd_peg=quote.token.usd_peg,
+                amount_base_units=quote.amount_base_units,
+            )
+        )
+    await session.flush()
+    return checkout
+
+
+def _subscription_terms(data: SessionCreate) -> tuple[str, int | None, int | None, int | None]:
+    options = data.options
+    if options is None:
+        return KIND_PAYMENT, None, None, None
+    if options.subscription_type == "payAsYouGo":
+        raise UnsupportedOption(
+            "Pay-as-you-go subscriptions are not supported yet", param="options.subscriptionType"
+        )
+    frequency = options.frequency.seconds
+    if frequency < MIN_FREQUENCY_SECONDS:
+        raise InvalidInput(
+            "The billing frequency must be at least one day", param="options.frequency"
+        )
+    if frequency > MAX_FREQUENCY_SECONDS:
+        raise InvalidInput(
+            "The billing frequency must be at most five years", param="options.frequency"
+        )
+    trial = options.trial_period.seconds if options.trial_period is not None else None
+    if trial is not None and trial > MAX_TRIAL_SECONDS:
+        raise InvalidInput("A trial lasts at most one year", param="options.trialPeriod")
+    return KIND_SUBSCRIPTION, frequency, trial, options.min_periods
+
+
+def visible_sessions(principal: Principal) -> Any:
+    stmt = select(CheckoutSession).where(
+        CheckoutSession.organization_id == principal.organization_id,
+        CheckoutSession.test == principal.test,
+    )
+    if not principal.is_admin:
+        stmt = stmt.where(CheckoutSession.created_by_user_id == principal.user_id)
+    return stmt
+
+
+async def get_session(session: AsyncSession, principal: Principal, uuid: str) -> CheckoutSession:
+    checkout = await session.scalar(visible_sessions(principal).where(CheckoutSession.uuid == uuid))
+    if checkout is None:
+        raise SessionNotFound()
+    return checkout
+
+
+async def get_session_by_id(
+    session: AsyncSession, principal: Principal, session_id: int
+) -> CheckoutSession:
+    checkout = await session.scalar(
+        visible_sessions(principal).where(CheckoutSession.id == session_id)
+    )
+    if checkout is None:
+        raise SessionNotFound(param="id")
+    return checkout
+
+
+async def cancel_session(session: AsyncSession, principal: Principal, uuid: str) -> CheckoutSession:
+    """Cancel an open session (created or partly paid). Money arriving later is still recorded."""
+    checkout = await get_session(session, principal, uuid)
+    if SessionStatus(checkout.status) not in OPEN_STATUSES:
+        raise SessionNotOpen(
+            f"Only open sessions can be cancelled; this one is {checkout.status}", param="uuid"
+        )
+    if checkout.expires_at <= utcnow():
+        raise SessionNotOpen("This session has already expired", param="uuid")
+    now = utcnow()
+    checkout.status = SessionStatus.CANCELLED.value
+    checkout.cancelled_at = now
+    checkout.updated_at = now
+    await session.flush()
+    return checkout
+
+
+async def quotes_of(session: AsyncSession, checkout: CheckoutSession) -> Sequence[SessionQuote]:
+    rows = await session.scalars(
+        select(SessionQuote).where(SessionQuote.session_id == checkout.id).order_by(SessionQuote.id)
+    )
+    return rows.all()
+
+
+def amounts_out(context: CheckoutContext, quotes: Sequence[SessionQuote]) -> list[TokenAmountOut]:
+    out = []
+    for quote in quotes:
+        chain = context.registry.get(quote.chain_id)
+        out.append(
+            TokenAmountOut(
+                currency_id=quote.currency_id,
+                chain_id=quote.chain_id,
+                chain_name=chain.name if chain else f"Chain {quote.chain_id}",
+                symbol=quote.token_symbol,
+                contract=quote.token_contract,
+                decimals=quote.decimals,
+                amount_base_units=str(quote.amount_base_units),
+                amount=base_units_to_tokens(quote.amount_base_units, decimals=quote.decimals),
+            )
+        )
+    return out
+
+
+def currency_out(currency: Currency, context: CheckoutContext) -> CurrencyOut:
+    chain = context.registry.get(currency.chain_id)
+    chain_name = chain.name if chain else f"Chain {currency.chain_id}"
+    return CurrencyOut(
+        id=currency.id,
+        name=f"{currency.symbol} on {chain_name}",
+        symbol=currency.symbol,
+        decimals=currency.decimals,
+        address=currency.contract,
+        test=currency.test,
+        chain_id=currency.chain_id,
+    )
+
+
+async def link_view(
+    session: AsyncSession, context: CheckoutContext, checkout: CheckoutSession
+) -> LinkOut:
+    return LinkOut(
+        uuid=checkout.uuid,
+        link=context.link(checkout.uuid),
+        expires_at=int(checkout.expires_at.timestamp()),
+        bot_url=context.bot_url(checkout.bot_token),
+        deposit_address=checkout.deposit_address,
+        amounts=amounts_out(context, await quotes_of(session, checkout)),
+        test=checkout.test,
+    )
+
+
+async def session_view(
+    session: AsyncSession, context: CheckoutContext, checkout: CheckoutSession
+) -> SessionOut:
+    """The SDK's Session plus chainpay's extras (status, flags, amounts, links)."""
+    organization = await session.get(Organization, checkout.organization_id)
+    customer = await session.get(Customer, checkout.customer_id) if checkout.customer_id else None
+    quotes = await quotes_of(session, checkout)
+    currency_ids = [q.currency_id for q in quotes]
+    currencies = (
+        (await session.scalars(select(Currency).where(Currency.id.in_(currency_ids)))).all()
+        if currency_ids
+        else []
+    )
+    by_id = {c.id: c for c in currencies}
+    options = None
+    if checkout.kind == KIND_SUBSCRIPTION:
+        assert checkout.frequency_seconds is not None
+        options = SubscriptionOptionsOut(
+            frequency=checkout.frequency_seconds,
+            trial_period=checkout.trial_seconds,
+            free_credits=None,
+            subscription_type="subscription",
+            min_periods=checkout.min_periods,
+        )
+    remaining = max(Decimal(0), checkout.price_usd - checkout.paid_usd)
+    if checkout.status in (SessionStatus.COMPLETED.value, SessionStatus.WAITING_CONFIRMATION.value):
+        remaining = Decimal(0)
+    return SessionOut(
+        uuid=checkout.uuid,
+        product_id=checkout.product_id,
+        product_name=checkout.product_name,
+        description=checkout.description,
+        price=checkout.price_usd,
+        organization_name=organization.name if organization else "",
+        success_url=checkout.success_url,
+        cancel_url=checkout.cancel_url,
+        customer_uuid=customer.uuid if customer else "",
+        options=options,
+        available_currencies=[currency_out(by_id[i], context) for i in currency_ids if i in by_id],
+        status=checkout.status,
+        underpaid=checkout.underpaid,
+        overpaid=checkout.overpaid,
+        late=checkout.late,
+        other_token=checkout.other_token,
+        paid_usd=checkout.paid_usd,
+        remaining_usd=remaining,
+        expires_at=int(checkout.expires_at.timestamp()),
+        link=context.link(checkout.uuid),
+        bot_url=context.bot_url(checkout.bot_token),
+        deposit_address=checkout.deposit_address,
+        amounts=amounts_out(context, quotes),
+        telegram_user_id=checkout.telegram_user_id,
+        test=checkout.test,
+    )
+
+
+# --- Papaya invoices: the same sessions seen through /api/invoice -------------------------------
+
+
+async def create_invoice(
+    session: AsyncSession, principal: Principal, context: CheckoutContext, data: InvoiceCreate
+) -> CheckoutSession:
+    if data.rate <= 0:
+        raise InvalidInput("rate must be greater than 0", param="rate")
+    name = data.title or ("Subscription" if data.period else "Invoice")
+    options = None
+    if data.period is not None:
+        options = SubscriptionOptionsIn(
+            subscription_type="subscription",
+            frequency=Duration(value=PAPAYA_PERIODS[data.period], unit="seconds"),
+        )
+    request = SessionCreate(
+        product_name=name, description=data.message or name, price=data.rate, options=options
+    )
+    return await create_session(
+        session,
+        principal,
+        context,
+        request,
+        source="invoice",
+        title=data.title,
+        message=data.message,
+        metadata=data.metadata,
+    )
+
+
+def invoice_view(context: CheckoutContext, checkout: CheckoutSession) -> InvoiceDetailOut:
+    period = None
+    if checkout.frequency_seconds is not None:
+        period = next(
+            (k for k, v in PAPAYA_PERIODS.items() if v == checkout.frequency_seconds), None
+        )
+    return InvoiceDetailOut(
+        id=checkout.id,
+        recipient=str(checkout.telegram_user_id) if checkout.telegram_user_id is not None else None,
+        rate=checkout.price_usd,
+        created_at=checkout.created_at,
+        is_paid=checkout.status == SessionStatus.COMPLETED.value,
+        metadata=json.loads(checkout.metadata_json) if checkout.metadata_json else None,
+        bot_url=context.bot_url(checkout.bot_token),
+        uuid=checkout.uuid,
+        status=checkout.status,
+        period=period,
+        link=context.link(checkout.uuid),
+    )

@@ -1,0 +1,51 @@
+"""Subscriptions: a locked price per period, paid by pushes to the subscription's own address."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.models.base import Base, ExactDecimal, UTCDateTime, utcnow
+from core.models.catalog import new_uuid
+from core.models.orgs import IdType
+
+
+class Subscription(Base):
+    __tablename__ = "subscriptions"
+    __table_args__ = (UniqueConstraint("uuid"), UniqueConstraint("session_id"))
+
+    # Also the Papaya subscription id (int64).
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), default=new_uuid)
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    created_by_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    test: Mapped[bool] = mapped_column(Boolean, default=False)
+    session_id: Mapped[int] = mapped_column(ForeignKey("checkout_sessions.id"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    # trial, active, past_due, cancelled, expired
+    status: Mapped[str] = mapped_column(String(20))
+    price_usd: Mapped[Decimal] = mapped_column(ExactDecimal)
+    frequency_seconds: Mapped[int] = mapped_column(BigInteger)
+    min_periods: Mapped[int | None] = mapped_column(Integer)
+    periods_paid: Mapped[int] = mapped_column(Integer, default=0)
+    deposit_address: Mapped[str] = mapped_column(String(42), index=True)
+    payer_address: Mapped[str | None] = mapped_column(String(42))
+    chain_id: Mapped[int | None] = mapped_column(BigInteger)
+    currency_id: Mapped[int | None] = mapped_column(ForeignKey("currencies.id"))
+    token_symbol: Mapped[str | None] = mapped_column(String(20))
+    first_tx_hash: Mapped[str | None] = mapped_column(String(66))
+    stopped: Mapped[bool] = mapped_column(Boolean, default=False)
+    current_period_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_billing_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -1,0 +1,353 @@
+"""Payments: record transfers to deposit addresses, recompute their sessions, and read them back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from eth_utils import to_checksum_address
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.checkout import service as checkout_service
+from core.checkout.context import CheckoutContext
+from core.checkout.state import PaymentFact, PaymentStatus, SessionFacts, SessionStatus, decide
+from core.errors import NotFound
+from core.models import (
+    ChainHead,
+    CheckoutSession,
+    Currency,
+    Customer,
+    Payment,
+    Subscription,
+    User,
+)
+from core.models.base import utcnow
+from core.money import base_units_to_tokens, base_units_to_usd, normalize
+from core.orgs.schemas import Principal
+from core.pagination import decode_cursor, encode_cursor
+from core.payments.schemas import (
+    CombinedPaymentOut,
+    PaymentOut,
+    TransactionInfoOut,
+    Transfer,
+)
+from core.subscriptions import service as subscriptions_service
+
+DEFAULT_PAGE = 50
+
+
+class PaymentNotFound(NotFound):
+    def __init__(self, param: str = "uuid") -> None:
+        super().__init__("Payment not found", param=param)
+
+
+async def apply_transfer(
+    session: AsyncSession, context: CheckoutContext, transfer: Transfer
+) -> Payment | None:
+    """Record (or update) the payment for one transfer and bring its session up to date.
+
+    Idempotent: the payment's identity is (chain id, tx hash, log index), so seeing the same
+    transfer again only moves it from seen to confirmed. Transfers to addresses we do not know,
+    of unconfigured tokens, or of zero value are ignored (None).
+    """
+    if transfer.amount_base_units <= 0:
+        return None
+    chain = context.registry.get(transfer.chain_id)
+    token = chain.token(transfer.token_contract) if chain else None
+    if chain is None or token is None:
+        return None
+    to_address = to_checksum_address(transfer.to_address)
+    checkout = await session.scalar(
+        select(CheckoutSession).where(CheckoutSession.deposit_address == to_address)
+    )
+    if checkout is None:
+        return None
+    if checkout.test != chain.test:
+        return None  # a live session's address paid on a test network (or back) is not money
+    subscription = await session.scalar(
+        select(Subscription).where(Subscription.session_id == checkout.id)
+    )
+    currencies = await checkout_service.currencies_by_token(session)
+    currency = currencies.get((chain.id, token.contract.lower()))
+    if currency is None:
+        await checkout_service.sync_currencies(session, context)
+        currency = (await checkout_service.currencies_by_token(session))[
+            (chain.id, token.contract.lower())
+        ]
+
+    payment = await session.scalar(
+        select(Payment).where(
+            Payment.chain_id == transfer.chain_id,
+            Payment.tx_hash == transfer.tx_hash.lower(),
+            Payment.log_index == transfer.log_index,
+        )
+    )
+    now = utcnow()
+    status = PaymentStatus.CONFIRMED if transfer.final else PaymentStatus.SEEN
+    if payment is None:
+        payment = Payment(
+            organization_id=checkout.organization_id,
+            test=checkout.test,
+            session_id=checkout.id,
+            subscription_id=subscription.id if subscription is not None else None,
+            currency_id=currency.id,
+            chain_id=transfer.chain_id,
+            tx_hash=transfer.tx_hash.lower(),
+            log_index=transfer.log_index,
+            block_number=transfer.block_number,
+            block_hash=transfer.block_hash.lower(),
+            block_timestamp=transfer.block_timestamp,
+            from_address=to_checksum_address(transfer.from_address),
+            to_address=to_address,
+            token_contract=token.contract,
+            token_symbol=token.symbol,
+            decimals=token.decimals,
+            amount_base_units=transfer.amount_base_units,
+            amount_usd=base_units_to_usd(
+                transfer.amount_base_units, decimals=token.decimals, usd_per_token=token.usd_peg
+            ),
+            status=status.value,
+            confirmed_at=now if transfer.final else None,
+            created_at=now,
+        )
+        session.add(payment)
+    else:
+        payment.block_number = transfer.block_number
+        payment.block_hash = transfer.block_hash.lower()
+        payment.block_timestamp = transfer.block_timestamp
+        if transfer.final and payment.status != PaymentStatus.CONFIRMED.value:
+            payment.status = PaymentStatus.CONFIRMED.value
+            payment.confirmed_at = now
+        elif payment.status == PaymentStatus.ORPHANED.value:
+            payment.status = status.value
+        payment.updated_at = now
+    await session.flush()
+    await recompute_session(session, context, checkout, now=now)
+    if (
+        subscription is None
+        and checkout.status == SessionStatus.COMPLETED.value
+        and checkout.kind == "subscription"
+    ):
+        subscription = await subscriptions_service.create_from_session(session, checkout, payment)
+        payment.subscription_id = subscription.id
+    elif subscription is not None and payment.status == PaymentStatus.CONFIRMED.value:
+        await subscriptions_service.credit_payment(session, subscription, payment)
+    await session.flush()
+    return payment
+
+
+async def recompute_session(
+    session: AsyncSession, context: CheckoutContext, checkout: CheckoutSession, *, now: datetime
+) -> None:
+    """Run the state machine over the session's payments and store what it decides."""
+    rows = await session.scalars(select(Payment).where(Payment.session_id == checkout.id))
+    facts = SessionFacts(
+        price_usd=checkout.price_usd,
+        expires_at=checkout.expires_at,
+        cancelled_at=checkout.cancelled_at,
+        chosen_chain_id=checkout.chosen_chain_id,
+        chosen_token_contract=checkout.chosen_token_contract,
+        tolerance_usd=context.tolerance_usd,
+    )
+    payments = [
+        PaymentFact(
+            p.amount_usd, PaymentStatus(p.status), p.block_timestamp, p.chain_id, p.token_contract
+        )
+        for p in rows
+    ]
+    state = decide(facts, payments, now)
+    if (
+        checkout.status == SessionStatus.COMPLETED.value
+        and state.status is not SessionStatus.COMPLETED
+    ):
+        # Completion is final: only finalized payments complete a session, and those stay.
+        state_status = SessionStatus.COMPLETED
+    else:
+        state_status = state.status
+    if state_status is SessionStatus.COMPLETED and checkout.completed_at is None:
+        checkout.completed_at = now
+    checkout.status = state_status.value
+    checkout.underpaid = state.underpaid
+    checkout.overpaid = state.overpaid
+    checkout.late = state.late
+    checkout.other_token = state.other_token
+    checkout.paid_usd = normalize(state.seen_usd)
+    checkout.updated_at = now
+    for payment in rows:
+        payment.late = payment.block_timestamp > (
+            min(checkout.expires_at, checkout.cancelled_at)
+            if checkout.cancelled_at
+            else checkout.expires_at
+        )
+    await session.flush()
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+
+def _visible(principal: Principal) -> Any:
+    stmt = select(Payment).where(
+        Payment.organization_id == principal.organization_id, Payment.test == principal.test
+    )
+    if not principal.is_admin:
+        stmt = stmt.join(CheckoutSession, CheckoutSession.id == Payment.session_id).where(
+            CheckoutSession.created_by_user_id == principal.user_id
+        )
+    return stmt
+
+
+async def get_payment(session: AsyncSession, principal: Principal, uuid: str) -> Payment:
+    payment = await session.scalar(_visible(principal).where(Payment.uuid == uuid))
+    if payment is None:
+        raise PaymentNotFound()
+    return payment
+
+
+async def page_payments(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    limit: int | None,
+    cursor: str | None,
+    one_time_only: bool,
+) -> tuple[Sequence[Payment], str | None]:
+    """Credited payments (not orphaned), newest first, cursor-paginated."""
+    size = limit or DEFAULT_PAGE
+    stmt = _visible(principal).where(Payment.status != PaymentStatus.ORPHANED.value)
+    if one_time_only:
+        stmt = stmt.where(Payment.subscription_id.is_(None))
+    if cursor:
+        stmt = stmt.where(Payment.id < decode_cursor("p", cursor))
+    rows = (await session.scalars(stmt.order_by(Payment.id.desc()).limit(size + 1))).all()
+    items = rows[:size]
+    return items, (encode_cursor("p", items[-1].id) if len(rows) > size else None)
+
+
+async def payment_view(
+    session: AsyncSession, context: CheckoutContext, payment: Payment
+) -> CombinedPaymentOut:
+    checkout = (
+        await session.get(CheckoutSession, payment.session_id) if payment.session_id else None
+    )
+    subscription = (
+        await session.get(Subscription, payment.subscription_id)
+        if payment.subscription_id
+        else None
+    )
+    customer_id = checkout.customer_id if checkout else None
+    customer = await session.get(Customer, customer_id) if customer_id else None
+    currency = await session.get(Currency, payment.currency_id)
+    assert currency is not None
+    return CombinedPaymentOut(
+        uuid=payment.uuid,
+        created_at=payment.created_at,
+        from_=payment.from_address,
+        to=payment.to_address,
+        name=checkout.product_name if checkout else "",
+        description=checkout.description if checkout else "",
+        amount=payment.amount_usd,
+        currency_id=payment.currency_id,
+        currency=checkout_service.currency_out(currency, context),
+        test=payment.test,
+        product_id=checkout.product_id if checkout else None,
+        transaction_hash=payment.tx_hash,
+        customer_uuid=customer.uuid if customer else "",
+        chain_id=payment.chain_id,
+        log_index=payment.log_index,
+        block_number=payment.block_number,
+        amount_base_units=str(payment.amount_base_units),
+        status=payment.status,
+        late=payment.late,
+        session_uuid=checkout.uuid if checkout else None,
+        source="subscription_history" if subscription else "payment",
+        subscription_uuid=subscription.uuid if subscription else None,
+    )
+
+
+def plain_payment(view: CombinedPaymentOut) -> PaymentOut:
+    return PaymentOut.model_validate(view.model_dump(exclude={"source", "subscription_uuid"}))
+
+
+async def transaction_info(
+    session: AsyncSession, principal: Principal, context: CheckoutContext, transaction_id: str
+) -> TransactionInfoOut:
+    """Everything we know of one payment, by its uuid or its transaction hash."""
+    stmt = _visible(principal)
+    if transaction_id.startswith("0x"):
+        stmt = stmt.where(Payment.tx_hash == transaction_id.lower()).order_by(Payment.log_index)
+    else:
+        stmt = stmt.where(Payment.uuid == transaction_id)
+    payment = await session.scalar(stmt.limit(1))
+    if payment is None:
+        raise PaymentNotFound(param="transactionId")
+    checkout = (
+        await session.get(CheckoutSession, payment.session_id) if payment.session_id else None
+    )
+    subscription = (
+        await session.get(Subscription, payment.subscription_id)
+        if payment.subscription_id
+        else None
+    )
+    creator = (
+        await session.get(User, checkout.created_by_user_id)
+        if checkout and checkout.created_by_user_id
+        else None
+    )
+    fee_bps = creator.organization_fee_bps if creator else 0
+    fee = normalize(payment.amount_usd * Decimal(fee_bps) / Decimal(10_000))
+    head = await session.get(ChainHead, payment.chain_id)
+    chain = context.registry.get(payment.chain_id)
+    confirmations = None
+    if head is not None and payment.status != PaymentStatus.ORPHANED.value:
+        confirmations = max(0, head.block_number - payment.block_number + 1)
+    return TransactionInfoOut(
+        uuid=payment.uuid,
+        chain_id=payment.chain_id,
+        chain_name=chain.name if chain else f"Chain {payment.chain_id}",
+        token_symbol=payment.token_symbol,
+        token_contract=payment.token_contract,
+        decimals=payment.decimals,
+        tx_hash=payment.tx_hash,
+        log_index=payment.log_index,
+        block_number=payment.block_number,
+        block_hash=payment.block_hash,
+        block_timestamp=payment.block_timestamp,
+        confirmations=confirmations,
+        required_confirmations=chain.confirmations if chain else None,
+        finality=chain.finality if chain else None,
+        status=payment.status,
+        late=payment.late,
+        from_=payment.from_address,
+        to=payment.to_address,
+        amount_base_units=str(payment.amount_base_units),
+        amount=base_units_to_tokens(payment.amount_base_units, decimals=payment.decimals),
+        amount_usd=payment.amount_usd,
+        organization_fee_bps=fee_bps,
+        organization_fee_usd=fee,
+        merchant_amount_usd=normalize(payment.amount_usd - fee),
+        session_uuid=checkout.uuid if checkout else None,
+        subscription_uuid=subscription.uuid if subscription else None,
+        test=payment.test,
+        created_at=payment.created_at,
+        confirmed_at=payment.confirmed_at,
+    )
+
+
+async def payments_of_subscription(
+    session: AsyncSession, subscription: Subscription
+) -> Sequence[Payment]:
+    rows = await session.scalars(
+        select(Payment)
+        .where(
+            or_(
+                Payment.subscription_id == subscription.id,
+                Payment.session_id == subscription.session_id,
+            ),
+            Payment.status != PaymentStatus.ORPHANED.value,
+        )
+        .order_by(Payment.id)
+    )
+    return rows.all()

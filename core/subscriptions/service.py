@@ -1,0 +1,266 @@
+"""Subscriptions: born from a completed subscription session, extended by later payments."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.checkout import service as checkout_service
+from core.checkout.schemas import CurrencyOut, TransactionStatusOut
+from core.checkout.state import SessionStatus
+from core.errors import Conflict, InvalidInput, NotFound
+from core.models import CheckoutSession, Currency, Customer, Payment, Subscription
+from core.models.base import utcnow
+from core.orgs.schemas import Principal
+from core.subscriptions.schemas import (
+    LIVE_STATUSES,
+    PapayaSubscriptionOut,
+    SubscriptionOut,
+    SubscriptionStatus,
+)
+
+SESSION_TYPES = {"payment", "createSubscription"}
+SUBSCRIPTION_TYPES = {"cancelSubscription", "executeSubscription"}
+
+
+class SubscriptionNotFound(NotFound):
+    def __init__(self, param: str = "uuid") -> None:
+        super().__init__("Subscription not found", param=param)
+
+
+async def create_from_session(
+    session: AsyncSession, checkout: CheckoutSession, payment: Payment
+) -> Subscription:
+    """The first completed payment of a subscription session starts the subscription."""
+    assert checkout.frequency_seconds is not None
+    assert checkout.product_id is not None
+    now = utcnow()
+    subscription = Subscription(
+        organization_id=checkout.organization_id,
+        created_by_user_id=checkout.created_by_user_id,
+        test=checkout.test,
+        session_id=checkout.id,
+        product_id=checkout.product_id,
+        customer_id=checkout.customer_id,
+        telegram_user_id=checkout.telegram_user_id,
+        status=SubscriptionStatus.ACTIVE.value,
+        price_usd=checkout.price_usd,
+        frequency_seconds=checkout.frequency_seconds,
+        min_periods=checkout.min_periods,
+        periods_paid=1,
+        deposit_address=checkout.deposit_address,
+        payer_address=payment.from_address,
+        chain_id=payment.chain_id,
+        currency_id=payment.currency_id,
+        token_symbol=payment.token_symbol,
+        first_tx_hash=payment.tx_hash,
+        current_period_end=now + timedelta(seconds=checkout.frequency_seconds),
+        last_billing_at=now,
+        created_at=now,
+    )
+    session.add(subscription)
+    await session.flush()
+    return subscription
+
+
+async def credit_payment(
+    session: AsyncSession, subscription: Subscription, payment: Payment
+) -> None:
+    """A later confirmed payment to the subscription's address. Renewals are the watcher issue's
+    and the scheduler's; here the payment is linked so history and totals see it."""
+    if payment.subscription_id is None:
+        payment.subscription_id = subscription.id
+    await session.flush()
+
+
+def _visible(principal: Principal) -> Any:
+    stmt = select(Subscription).where(
+        Subscription.organization_id == principal.organization_id,
+        Subscription.test == principal.test,
+    )
+    if not principal.is_admin:
+        stmt = stmt.where(Subscription.created_by_user_id == principal.user_id)
+    return stmt
+
+
+async def get_subscription(session: AsyncSession, principal: Principal, uuid: str) -> Subscription:
+    subscription = await session.scalar(_visible(principal).where(Subscription.uuid == uuid))
+    if subscription is None:
+        raise SubscriptionNotFound()
+    return subscription
+
+
+async def get_subscription_by_id(
+    session: AsyncSession, principal: Principal, subscription_id: int
+) -> Subscription:
+    subscription = await session.scalar(
+        _visible(principal).where(Subscription.id == subscription_id)
+    )
+    if subscription is None:
+        raise SubscriptionNotFound(param="id")
+    return subscription
+
+
+def minimum_cancellation_date(subscription: Subscription) -> datetime | None:
+    if not subscription.min_periods:
+        return None
+    return subscription.created_at + timedelta(
+        seconds=subscription.frequency_seconds * subscription.min_periods
+    )
+
+
+async def cancel(
+    session: AsyncSession, principal: Principal, uuid: str, *, force: bool
+) -> Subscription:
+    """Stop a subscription. Before `minPeriods` periods have passed only a forced cancel works."""
+    subscription = await get_subscription(session, principal, uuid)
+    if SubscriptionStatus(subscription.status) not in LIVE_STATUSES:
+        raise Conflict(
+            f"This subscription is already {subscription.status}",
+            param="uuid",
+            code="subscription_not_live",
+        )
+    earliest = minimum_cancellation_date(subscription)
+    if not force and earliest is not None and utcnow() < earliest:
+        raise Conflict(
+            f"This subscription has a minimum of {subscription.min_periods} periods; it can be cancelled "
+            f"from {earliest.isoformat()}",
+            param="uuid",
+            code="minimum_periods",
+        )
+    now = utcnow()
+    subscription.status = SubscriptionStatus.CANCELLED.value
+    subscription.stopped = True
+    subscription.cancelled_at = now
+    subscription.updated_at = now
+    await session.flush()
+    return subscription
+
+
+async def transaction_status(
+    session: AsyncSession, principal: Principal, uuid: str, transaction_type: str
+) -> TransactionStatusOut:
+    """QBitFlow's status lookup: sessions by their uuid, subscription actions by the subscription."""
+    if transaction_type in SESSION_TYPES:
+        checkout = await checkout_service.get_session(session, principal, uuid)
+        expected_kind = "payment" if transaction_type == "payment" else "subscription"
+        if checkout.kind != expected_kind:
+            raise InvalidInput(
+                f"{uuid} is a {checkout.kind} session, not {transaction_type}",
+                param="transactionStatusType",
+            )
+        tx = await session.scalar(
+            select(Payment.tx_hash)
+            .where(Payment.session_id == checkout.id)
+            .order_by(Payment.id.desc())
+            .limit(1)
+        )
+        return TransactionStatusOut(
+            type=transaction_type, status=checkout.status, tx_hash=tx, message=_message(checkout)
+        )
+    if transaction_type in SUBSCRIPTION_TYPES:
+        subscription = await get_subscription(session, principal, uuid)
+        done = transaction_type == "cancelSubscription" and subscription.stopped
+        status = (
+            SessionStatus.COMPLETED.value
+            if done or transaction_type == "executeSubscription"
+            else "pending"
+        )
+        return TransactionStatusOut(
+            type=transaction_type, status=status, tx_hash=subscription.first_tx_hash, message=None
+        )
+    raise InvalidInput(
+        "transactionStatusType must be payment, createSubscription, cancelSubscription or executeSubscription",
+        param="transactionStatusType",
+    )
+
+
+def _message(checkout: CheckoutSession) -> str | None:
+    flags = [name for name in ("underpaid", "overpaid", "late") if getattr(checkout, name)]
+    if checkout.other_token:
+        flags.append("paid in another accepted token")
+    return ", ".join(flags) or None
+
+
+EMPTY_CURRENCY = CurrencyOut(
+    id=0, name="", symbol="", decimals=0, address="", test=False, chain_id=0
+)
+
+
+async def subscription_view(
+    session: AsyncSession, subscription: Subscription, currency_out: Any
+) -> SubscriptionOut:
+    """The SDK's Subscription; before a first payment `from` is "" and the currency is empty (id 0)."""
+    checkout = await session.get(CheckoutSession, subscription.session_id)
+    assert checkout is not None
+    customer = (
+        await session.get(Customer, subscription.customer_id) if subscription.customer_id else None
+    )
+    currency = (
+        await session.get(Currency, subscription.currency_id) if subscription.currency_id else None
+    )
+    v1_status = subscription.status
+    if subscription.status == SubscriptionStatus.EXPIRED.value:
+        v1_status = SubscriptionStatus.CANCELLED.value  # QBitFlow v1 has no "expired"
+    return SubscriptionOut(
+        uuid=subscription.uuid,
+        created_at=subscription.created_at,
+        updated_at=subscription.updated_at,
+        from_=subscription.payer_address or "",
+        to=subscription.deposit_address,
+        product_id=subscription.product_id,
+        subscription_hash=subscription_hash(subscription),
+        currency_id=currency.id if currency else 0,
+        currency=currency_out(currency)
+        if currency
+        else EMPTY_CURRENCY.model_copy(update={"test": subscription.test}),
+        test=subscription.test,
+        customer_uuid=customer.uuid if customer else "",
+        frequency=subscription.frequency_seconds,
+        allowance=subscription.price_usd,
+        subscription_status=v1_status,
+        stopped=subscription.stopped or subscription.status in ("cancelled", "expired"),
+        last_billing_date=subscription.last_billing_at,
+        next_billing_date=subscription.current_period_end,
+        minimum_cancellation_date=minimum_cancellation_date(subscription),
+        status=subscription.status,
+        telegram_user_id=subscription.telegram_user_id,
+        chain_id=subscription.chain_id,
+        token_name=subscription.token_symbol,
+        tx=subscription.first_tx_hash,
+        session_uuid=checkout.uuid,
+    )
+
+
+def subscription_hash(subscription: Subscription) -> str:
+    """A stable identifier: derived from the uuid, so it never changes."""
+    return "0x" + hashlib.sha256(f"chainpay-subscription:{subscription.uuid}".encode()).hexdigest()
+
+
+def papaya_view(subscription: Subscription) -> PapayaSubscriptionOut:
+    return PapayaSubscriptionOut(
+        id=subscription.id,
+        chain_id=subscription.chain_id,
+        token_name=subscription.token_symbol,
+        tx=subscription.first_tx_hash,
+        tg_user_id=subscription.telegram_user_id,
+        user_address=subscription.payer_address,
+        created_at=subscription.created_at,
+        is_active=SubscriptionStatus(subscription.status) in LIVE_STATUSES,
+    )
+
+
+async def page_papaya(
+    session: AsyncSession, principal: Principal, *, page: int, limit: int
+) -> tuple[Sequence[Subscription], int]:
+    stmt = _visible(principal)
+    total = await session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = await session.scalars(
+        stmt.order_by(Subscription.id).offset((page - 1) * limit).limit(limit)
+    )
+    return rows.all(), int(total or 0)

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from core.errors import AppError, Conflict, InvalidInput
+
+
+class WalletNotConfigured(AppError):
+    status_code = 409
+    code = "wallet_not_configured"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This organization has no receiving wallet: set its account xpub with "
+            "`chainpay wallet set-xpub` or PUT /v1/wallet"
+        )
+
+
+class XpubTaken(Conflict):
+    code = "xpub_taken"
+
+    def __init__(self) -> None:
+        super().__init__("This xpub is registered by another organization", param="xpub")
+
+
+class BadXpub(InvalidInput):
+    code = "invalid_xpub"

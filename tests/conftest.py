@@ -14,7 +14,7 @@ import pytest
 from chainpay.migrations import upgrade
 from core.config import Settings
 from tests.harness.databases import fresh_postgres_database, sqlite_url, suite_backend
-from tests.harness.factories import Api, Tenant, make_tenant
+from tests.harness.factories import Api, Tenant, make_tenant, test_settings
 from tests.harness.server import live_server
 
 
@@ -32,7 +32,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, rate_limit_per_minute=0)
+    return test_settings(database_url)
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +43,8 @@ def base_url(settings: Settings) -> Iterator[str]:
 
 @pytest.fixture
 def tenant_factory(database_url: str) -> Callable[..., Tenant]:
-    def make(*, test: bool = False) -> Tenant:
-        return make_tenant(database_url, test=test)
+    def make(*, test: bool = False, wallet: bool = True) -> Tenant:
+        return make_tenant(database_url, test=test, wallet=wallet)
 
     return make
 

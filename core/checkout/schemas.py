@@ -102,6 +102,7 @@ class TokenAmountOut(CamelModel):
 
 class LinkOut(CamelModel):
     uuid: str
+    invoice_id: int = Field(description="The same session's id in the Papaya-style /api/invoice")
     link: str
     expires_at: int = Field(description="Unix seconds")
     bot_url: str | None
@@ -143,6 +144,7 @@ class SessionOut(CamelModel):
     options: SubscriptionOptionsOut | None
     available_currencies: list[CurrencyOut]
     # chainpay extras (ignored by the SDK)
+    invoice_id: int
     status: str
     underpaid: bool
     overpaid: bool

@@ -307,6 +307,7 @@ async def link_view(
 ) -> LinkOut:
     return LinkOut(
         uuid=checkout.uuid,
+        invoice_id=checkout.id,
         link=context.link(checkout.uuid),
         expires_at=int(checkout.expires_at.timestamp()),
         bot_url=context.bot_url(checkout.bot_token),
@@ -355,6 +356,7 @@ async def session_view(
         customer_uuid=customer.uuid if customer else "",
         options=options,
         available_currencies=[currency_out(by_id[i], context) for i in currency_ids if i in by_id],
+        invoice_id=checkout.id,
         status=checkout.status,
         underpaid=checkout.underpaid,
         overpaid=checkout.overpaid,

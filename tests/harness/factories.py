@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
-from chainpay.bootstrap import create_organization
+from chainpay.bootstrap import NewOrganization, create_organization
+from core.chains import ChainConfig, TokenConfig
+from core.checkout.context import CheckoutContext
 from core.config import Settings
+from core.db import create_engine, create_sessionmaker, transaction
+from core.payments import service as payments_service
+from core.payments.schemas import Transfer
+from core.wallet import service as wallet_service
+from core.wallet.derivation import account_xpub_from_mnemonic, generate_dev_mnemonic
 
 
 @dataclass(frozen=True)
@@ -25,16 +34,66 @@ def unique_email(prefix: str = "user") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}@shop.example"
 
 
-def make_tenant(database_url: str, *, test: bool = False, name: str = "Shop") -> Tenant:
-    created = asyncio.run(
-        create_organization(
-            Settings(database_url=database_url),
-            name=name,
-            owner_email=unique_email("owner"),
-            test_key=test,
-            first=False,
-        )
+# Chains the API tests accept: two test networks (6 and 18 decimals) and Ethereum mainnet (live).
+# RPC URLs are never called by the API; the chain-watcher tests use real anvil nodes.
+DEVNET_A_USDT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+DEVNET_B_USDT = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
+TEST_CHAINS = [
+    ChainConfig(
+        id=31337,
+        name="Devnet A",
+        rpc_urls=("http://127.0.0.1:9",),
+        confirmations=2,
+        test=True,
+        tokens=(TokenConfig(symbol="USDT", contract=DEVNET_A_USDT, decimals=6),),
+    ),
+    ChainConfig(
+        id=31338,
+        name="Devnet B",
+        rpc_urls=("http://127.0.0.1:9",),
+        confirmations=2,
+        test=True,
+        tokens=(TokenConfig(symbol="USDT", contract=DEVNET_B_USDT, decimals=18),),
+    ),
+    ChainConfig(id=1, rpc_urls=("http://127.0.0.1:9",)),
+]
+
+
+def test_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "rate_limit_per_minute": 0,
+        "chains": TEST_CHAINS,
+        "telegram_bot_username": "chainpay_test_bot",
+        "public_url": "https://pay.shop.example",
+        **overrides,
+    }
+    return Settings(**values)
+
+
+test_settings.__test__ = False  # type: ignore[attr-defined]
+
+
+async def _new_tenant(database_url: str, *, test: bool, name: str, wallet: bool) -> NewOrganization:
+    settings = Settings(database_url=database_url)
+    created = await create_organization(
+        settings, name=name, owner_email=unique_email("owner"), test_key=test, first=False
     )
+    if wallet:
+        engine = create_engine(database_url, pool=False)
+        try:
+            async with transaction(create_sessionmaker(engine)) as session:
+                xpub = account_xpub_from_mnemonic(generate_dev_mnemonic())
+                await wallet_service.set_xpub(session, created.organization_id, xpub)
+        finally:
+            await engine.dispose()
+    return created
+
+
+def make_tenant(
+    database_url: str, *, test: bool = False, name: str = "Shop", wallet: bool = True
+) -> Tenant:
+    created = asyncio.run(_new_tenant(database_url, test=test, name=name, wallet=wallet))
     return Tenant(
         created.organization_id, created.owner_user_id, created.owner_email, created.api_key
     )
@@ -100,3 +159,46 @@ def make_customer(api: Api, **overrides: Any) -> dict[str, Any]:
     response = api.post("/customer", json=body)
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+def pay_session(
+    database_url: str,
+    deposit_address: str,
+    amount_base_units: int,
+    *,
+    chain_id: int = 31337,
+    token: str = DEVNET_A_USDT,
+    final: bool = True,
+    payer: str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+    block_timestamp: datetime | None = None,
+) -> str:
+    """Record a transfer through the real payments service (what the watcher calls). Returns the tx hash."""
+    tx_hash = "0x" + secrets.token_hex(32)
+
+    async def run() -> None:
+        engine = create_engine(database_url, pool=False)
+        try:
+            context = CheckoutContext.from_settings(test_settings(database_url))
+            async with transaction(create_sessionmaker(engine)) as session:
+                await payments_service.apply_transfer(
+                    session,
+                    context,
+                    Transfer(
+                        chain_id=chain_id,
+                        tx_hash=tx_hash,
+                        log_index=0,
+                        block_number=100,
+                        block_hash="0x" + secrets.token_hex(32),
+                        block_timestamp=block_timestamp or datetime.now(UTC),
+                        from_address=payer,
+                        to_address=deposit_address,
+                        token_contract=token,
+                        amount_base_units=amount_base_units,
+                        final=final,
+                    ),
+                )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    return tx_hash

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field
 
 from core.schemas import CamelModel, LongText, ShortText, UsdAmount
 
@@ -69,24 +69,6 @@ class SessionCreate(CamelModel):
     webhook_url: Url | None = None
     customer_uuid: Annotated[str, Field(max_length=36)] | None = None
     options: SubscriptionOptionsIn | None = None
-
-    @model_validator(mode="after")
-    def _product_or_details(self) -> SessionCreate:
-        if self.product_id is None:
-            missing = [
-                name
-                for name, value in (
-                    ("productName", self.product_name),
-                    ("description", self.description),
-                    ("price", self.price),
-                )
-                if value is None
-            ]
-            if missing:
-                raise ValueError(
-                    f"give productId, or productName, description and price (missing: {', '.join(missing)})"
-                )
-        return self
 
 
 class TokenAmountOut(CamelModel):

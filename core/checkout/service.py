@@ -113,8 +113,12 @@ async def create_session(
     price = product.price_usd if product is not None else data.price
     name = product.name if product is not None else data.product_name
     description = product.description if product is not None else data.description
-    if price is None or name is None or description is None:  # guaranteed by SessionCreate
-        raise InvalidInput("give productId, or productName, description and price")
+    for param, value in (("productName", name), ("description", description), ("price", price)):
+        if value is None:
+            raise InvalidInput(f"{param} is required when no productId is given", param=param)
+    assert price is not None
+    assert name is not None
+    assert description is not None
     if price <= 0:
         raise InvalidInput("price must be greater than 0", param="price")
 

@@ -143,7 +143,7 @@ async def recompute_session(
     session: AsyncSession, context: CheckoutContext, checkout: CheckoutSession, *, now: datetime
 ) -> None:
     """Run the state machine over the session's payments and store what it decides."""
-    rows = await session.scalars(select(Payment).where(Payment.session_id == checkout.id))
+    rows = (await session.scalars(select(Payment).where(Payment.session_id == checkout.id))).all()
     facts = SessionFacts(
         price_usd=checkout.price_usd,
         expires_at=checkout.expires_at,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -11,6 +13,8 @@ from core.db import create_engine, create_sessionmaker, transaction
 from core.errors import AppError
 from core.models import Organization
 from core.orgs import service as orgs_service
+from core.wallet import service as wallet_service
+from core.wallet.derivation import account_xpub_from_mnemonic, generate_dev_mnemonic
 
 
 class AlreadyInitialized(AppError):
@@ -60,5 +64,44 @@ async def create_organization(
                 api_key=raw,
                 test=key.test,
             )
+    finally:
+        await engine.dispose()
+
+
+DEV_WALLET_FILE = "chainpay-dev-wallet.txt"
+DEV_WALLET_WARNING = (
+    "DEV WALLET: a fresh mnemonic was written to {path} (mode 0600). It is for local devnets "
+    "ONLY. Never send real funds to its addresses; in production register an xpub from your "
+    "own wallet with `chainpay wallet set-xpub`."
+)
+
+
+def write_dev_wallet(directory: Path) -> tuple[Path, str]:
+    """Generate a devnet mnemonic, store it owner-only, and return its account xpub."""
+    path = directory / DEV_WALLET_FILE
+    if path.exists():
+        mnemonic = path.read_text().strip()
+    else:
+        mnemonic = generate_dev_mnemonic()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(mnemonic + "\n")
+    return path, account_xpub_from_mnemonic(mnemonic)
+
+
+async def set_xpub(settings: Settings, xpub: str, organization_id: int | None) -> int:
+    """Register `xpub` for an organization (the only one when none is named). Returns its id."""
+    engine = create_engine(settings.database_url, pool=False)
+    try:
+        async with transaction(create_sessionmaker(engine)) as session:
+            if organization_id is None:
+                ids = list(await session.scalars(select(Organization.id).limit(2)))
+                if len(ids) != 1:
+                    raise AppError("Name the organization with --org (there is not exactly one)")
+                organization_id = ids[0]
+            elif await session.get(Organization, organization_id) is None:
+                raise AppError(f"No organization #{organization_id}")
+            await wallet_service.set_xpub(session, organization_id, xpub)
+            return organization_id
     finally:
         await engine.dispose()

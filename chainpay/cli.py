@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 import typer
 from pydantic import TypeAdapter, ValidationError
@@ -26,6 +27,10 @@ org_app = typer.Typer(
     help="Manage organizations (merchants) on this chainpay.", no_args_is_help=True
 )
 app.add_typer(org_app, name="org")
+wallet_app = typer.Typer(
+    help="Receiving wallets (account xpubs) of organizations.", no_args_is_help=True
+)
+app.add_typer(wallet_app, name="wallet")
 
 
 def _settings() -> Settings:
@@ -60,7 +65,14 @@ def _announce(created: bootstrap.NewOrganization, as_json: bool) -> None:
     typer.echo(f"  {created.api_key}")
 
 
-def _create(name: str, owner_email: str, test_key: bool, as_json: bool, first: bool) -> None:
+def _create(
+    name: str,
+    owner_email: str,
+    test_key: bool,
+    as_json: bool,
+    first: bool,
+    dev_wallet: bool = False,
+) -> None:
     settings = _settings()
     _prepare_database(settings)
     try:
@@ -69,6 +81,10 @@ def _create(name: str, owner_email: str, test_key: bool, as_json: bool, first: b
                 settings, name=name, owner_email=owner_email, test_key=test_key, first=first
             )
         )
+        if dev_wallet:
+            path, xpub = bootstrap.write_dev_wallet(Path.cwd())
+            asyncio.run(bootstrap.set_xpub(settings, xpub, created.organization_id))
+            typer.secho(bootstrap.DEV_WALLET_WARNING.format(path=path), fg="yellow", err=True)
     except AppError as exc:
         typer.secho(exc.message, fg="red", err=True)
         raise typer.Exit(1) from exc
@@ -85,9 +101,14 @@ def init(
         False, "--test", help="Make the first key a test-mode key (cp_test_)"
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
+    dev_wallet: bool = typer.Option(
+        False,
+        "--dev-wallet",
+        help="Generate a devnet-only mnemonic (file, mode 0600) and use its xpub",
+    ),
 ) -> None:
     """Create the first organization, its owner and an API key (printed once)."""
-    _create(name, owner_email, test, as_json, first=True)
+    _create(name, owner_email, test, as_json, first=True, dev_wallet=dev_wallet)
 
 
 @org_app.command("create")
@@ -103,6 +124,24 @@ def org_create(
 ) -> None:
     """Add another organization (merchant) with its owner and first API key (printed once)."""
     _create(name, owner_email, test, as_json, first=False)
+
+
+@wallet_app.command("set-xpub")
+def wallet_set_xpub(
+    xpub: str = typer.Argument(
+        ..., help="Account-level xpub of m/44'/60'/0' (never a private key)"
+    ),
+    org: int | None = typer.Option(None, "--org", help="Organization id (default: the only one)"),
+) -> None:
+    """Register the account xpub deposit addresses are derived from (m/44'/60'/0'/0/i)."""
+    settings = _settings()
+    _prepare_database(settings)
+    try:
+        organization_id = asyncio.run(bootstrap.set_xpub(settings, xpub, org))
+    except AppError as exc:
+        typer.secho(exc.message, fg="red", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"Organization #{organization_id} now receives at addresses derived from this xpub.")
 
 
 @app.command()

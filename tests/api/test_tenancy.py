@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.harness.factories import Api, Tenant, make_customer, make_member, make_product
@@ -189,3 +190,82 @@ def test_test_mode_objects_are_invisible_to_live_keys(
     )
     assert escalate.status_code == 403
     assert escalate.json()["param"] == "test"
+
+
+def test_payment_side_routes_answer_404_across_organizations(
+    base_url: str, database_url: str, tenant_factory: Callable[..., Tenant]
+) -> None:
+    from tests.harness.factories import pay_session
+
+    owner_a, owner_b = tenant_factory(), tenant_factory()
+    a = Api(base_url, sandbox_key_of(base_url, owner_a))
+    b = Api(base_url, sandbox_key_of(base_url, owner_b))
+    product = make_product(a)
+    one_time = a.post(
+        "/transaction/session-checkout", json={"productName": "P", "description": "d", "price": "1"}
+    ).json()
+    monthly = a.post(
+        "/transaction/session-checkout",
+        json={
+            "productId": product["id"],
+            "options": {
+                "subscriptionType": "subscription",
+                "frequency": {"value": 1, "unit": "months"},
+            },
+        },
+    ).json()
+    tx = pay_session(database_url, one_time["depositAddress"], 1_000_000)
+    pay_session(database_url, monthly["depositAddress"], 9_990_000)
+    payment = a.get("/transaction/payments").json()["items"][0]
+    subscription_uuid = a.get("/transaction/payments/combined").json()["items"][0][
+        "subscriptionUUID"
+    ]
+    papaya_a = httpx_client(base_url, a)
+    subscription_id = papaya_a.get("/subscriptions").json()["items"][0]["id"]
+
+    attempts = [
+        ("GET", f"/transaction/session-checkout/{one_time['uuid']}"),
+        ("POST", f"/transaction/session-checkout/{one_time['uuid']}/cancel"),
+        (
+            "GET",
+            f"/transaction/status?transactionUUID={one_time['uuid']}&transactionStatusType=payment",
+        ),
+        ("GET", f"/transaction/payment/{payment['uuid']}"),
+        ("GET", f"/transaction/info/{tx}"),
+        ("GET", f"/transaction/info/{payment['uuid']}"),
+        ("GET", f"/transaction/subscription/{subscription_uuid}"),
+        ("GET", f"/transaction/subscription/history/{subscription_uuid}"),
+        ("POST", f"/transaction/subscription/{subscription_uuid}/cancel"),
+        ("GET", f"/transaction/subscription/processing/force-cancel/{subscription_uuid}"),
+    ]
+    for method, path in attempts:
+        response = b.request(method, path)
+        assert response.status_code == 404, (method, path, response.text)
+    papaya_b = httpx_client(base_url, b)
+    assert papaya_b.get(f"/invoice/{one_time['invoiceId']}").status_code == 404
+    assert papaya_b.get(f"/subscriptions/{subscription_id}").status_code == 404
+    assert b.get("/transaction/payments").json()["items"] == []
+    assert b.get("/transaction/payments/combined").json()["items"] == []
+    # Nothing of A changed.
+    assert (
+        a.get(f"/transaction/subscription/{subscription_uuid}").json()["subscriptionStatus"]
+        == "active"
+    )
+    assert (
+        a.get(f"/transaction/session-checkout/{one_time['uuid']}").json()["status"] == "completed"
+    )
+
+
+def sandbox_key_of(base_url: str, tenant: Tenant) -> str:
+    owner = Api(base_url, tenant.key)
+    created = owner.post(
+        "/api-key", json={"name": "sandbox", "userId": tenant.owner_id, "test": True}
+    )
+    return str(created.json()["key"])
+
+
+sandbox_key_of.__test__ = False  # type: ignore[attr-defined]
+
+
+def httpx_client(base_url: str, api: Api) -> httpx.Client:
+    return httpx.Client(base_url=base_url + "/api", headers=dict(api.client.headers))

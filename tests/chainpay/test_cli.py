@@ -137,9 +137,49 @@ def test_init_applies_the_sdks_email_rules(
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["init"], ["org"], ["org", "create"], ["migrate"], ["serve"], ["api"]]
+    "command",
+    [
+        [],
+        ["init"],
+        ["org"],
+        ["org", "create"],
+        ["wallet"],
+        ["wallet", "set-xpub"],
+        ["migrate"],
+        ["serve"],
+        ["api"],
+    ],
 )
 def test_every_command_has_help(command: list[str]) -> None:
     result = CliRunner().invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage" in result.output
+
+
+def test_dev_wallet_is_private_and_set_xpub_refuses_private_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in [n for n in os.environ if n.startswith("CHAINPAY_")]:
+        monkeypatch.delenv(name)
+    runner = CliRunner()
+    result = runner.invoke(app, ["init", "--dev-wallet"])
+    assert result.exit_code == 0, result.output
+    assert "devnets ONLY" in result.output
+    wallet_file = tmp_path / "chainpay-dev-wallet.txt"
+    assert wallet_file.stat().st_mode & 0o777 == 0o600
+    assert len(wallet_file.read_text().split()) == 12
+
+    anvil_xpub = "xpub6Ce9NcJvTk36xtLSrJLZqE7wtgA5deCeYs7rSQtreh4cj6ByPtrg9sD7V2FNFLPnf8heNP3FGkeV9qwfzvZNSd54JoNXVsXFYSYwHsnJxqP"
+    assert runner.invoke(app, ["wallet", "set-xpub", anvil_xpub]).exit_code == 0
+    private = runner.invoke(
+        app,
+        [
+            "wallet",
+            "set-xpub",
+            "xprv9s21ZrQH143K3QTDL4LXw2F7HEK3wJUD2nW2nRk4stbPy6cq3jPPqjiChkVvvNKmPGJxWUtg6LnF5kejMRNNU3TGtRBeJgk33yuGBxrMPHi",
+        ],
+    )
+    assert private.exit_code == 1
+    assert "private key" in private.output
+    assert runner.invoke(app, ["wallet", "set-xpub", anvil_xpub, "--org", "99"]).exit_code == 1

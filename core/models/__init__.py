@@ -2,8 +2,9 @@
 
 from core.models.base import Base
 from core.models.catalog import Customer, Product
-from core.models.chain_state import ChainHead
+from core.models.chain_state import ChainCursor, ChainHead, LedgerBlock, WatcherLease
 from core.models.checkout import CheckoutSession, Currency, SessionQuote
+from core.models.events import Event
 from core.models.idempotency import IdempotencyRecord
 from core.models.orgs import ApiKey, Organization, User
 from core.models.payments import Payment
@@ -12,7 +13,11 @@ from core.models.wallet import DepositAddress, OrganizationWallet
 
 __all__ = [
     "ApiKey",
+    "ChainCursor",
     "ChainHead",
+    "Event",
+    "LedgerBlock",
+    "WatcherLease",
     "Base",
     "CheckoutSession",
     "Currency",

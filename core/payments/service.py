@@ -15,6 +15,7 @@ from core.checkout import service as checkout_service
 from core.checkout.context import CheckoutContext
 from core.checkout.state import PaymentFact, PaymentStatus, SessionFacts, SessionStatus, decide
 from core.errors import NotFound
+from core.events import service as events_service
 from core.models import (
     ChainHead,
     CheckoutSession,
@@ -50,8 +51,8 @@ async def apply_transfer(
     """Record (or update) the payment for one transfer and bring its session up to date.
 
     Idempotent: the payment's identity is (chain id, tx hash, log index), so seeing the same
-    transfer again only moves it from seen to confirmed. Transfers to addresses we do not know,
-    of unconfigured tokens, or of zero value are ignored (None).
+    transfer again only moves it from seen to confirmed (or revives it after a reorg put it back).
+    Transfers to addresses we do not know, of unconfigured tokens, or of zero value are ignored.
     """
     if transfer.amount_base_units <= 0:
         return None
@@ -63,21 +64,9 @@ async def apply_transfer(
     checkout = await session.scalar(
         select(CheckoutSession).where(CheckoutSession.deposit_address == to_address)
     )
-    if checkout is None:
-        return None
-    if checkout.test != chain.test:
-        return None  # a live session's address paid on a test network (or back) is not money
-    subscription = await session.scalar(
-        select(Subscription).where(Subscription.session_id == checkout.id)
-    )
-    currencies = await checkout_service.currencies_by_token(session)
-    currency = currencies.get((chain.id, token.contract.lower()))
-    if currency is None:
-        await checkout_service.sync_currencies(session, context)
-        currency = (await checkout_service.currencies_by_token(session))[
-            (chain.id, token.contract.lower())
-        ]
-
+    if checkout is None or checkout.test != chain.test:
+        return None  # not ours, or a live address paid on a test network (or back): not money
+    currency = await _currency(session, context, chain.id, token.contract)
     payment = await session.scalar(
         select(Payment).where(
             Payment.chain_id == transfer.chain_id,
@@ -87,7 +76,11 @@ async def apply_transfer(
     )
     now = utcnow()
     status = PaymentStatus.CONFIRMED if transfer.final else PaymentStatus.SEEN
+    previous: str | None = None
     if payment is None:
+        subscription = await session.scalar(
+            select(Subscription).where(Subscription.session_id == checkout.id)
+        )
         payment = Payment(
             organization_id=checkout.organization_id,
             test=checkout.test,
@@ -114,7 +107,9 @@ async def apply_transfer(
             created_at=now,
         )
         session.add(payment)
+        await session.flush()
     else:
+        previous = payment.status
         payment.block_number = transfer.block_number
         payment.block_hash = transfer.block_hash.lower()
         payment.block_timestamp = transfer.block_timestamp
@@ -124,19 +119,209 @@ async def apply_transfer(
         elif payment.status == PaymentStatus.ORPHANED.value:
             payment.status = status.value
         payment.updated_at = now
-    await session.flush()
-    await recompute_session(session, context, checkout, now=now)
-    if (
-        subscription is None
-        and checkout.status == SessionStatus.COMPLETED.value
-        and checkout.kind == "subscription"
-    ):
-        subscription = await subscriptions_service.create_from_session(session, checkout, payment)
-        payment.subscription_id = subscription.id
-    elif subscription is not None and payment.status == PaymentStatus.CONFIRMED.value:
-        await subscriptions_service.credit_payment(session, subscription, payment)
-    await session.flush()
+        await session.flush()
+    if previous != payment.status:
+        await _payment_event(session, context, checkout, payment, seen_before=previous is not None)
+    await settle(session, context, checkout, now=now)
     return payment
+
+
+async def _currency(
+    session: AsyncSession, context: CheckoutContext, chain_id: int, contract: str
+) -> Currency:
+    currencies = await checkout_service.currencies_by_token(session)
+    currency = currencies.get((chain_id, contract.lower()))
+    if currency is None:
+        await checkout_service.sync_currencies(session, context)
+        currency = (await checkout_service.currencies_by_token(session))[
+            (chain_id, contract.lower())
+        ]
+    return currency
+
+
+async def confirm_through(
+    session: AsyncSession, context: CheckoutContext, chain_id: int, final_block: int
+) -> list[Payment]:
+    """Seen payments at or below `final_block` are final now: confirm them and settle sessions."""
+    rows = (
+        await session.scalars(
+            select(Payment).where(
+                Payment.chain_id == chain_id,
+                Payment.status == PaymentStatus.SEEN.value,
+                Payment.block_number <= final_block,
+            )
+        )
+    ).all()
+    now = utcnow()
+    for payment in rows:
+        payment.status = PaymentStatus.CONFIRMED.value
+        payment.confirmed_at = now
+        payment.updated_at = now
+    await session.flush()
+    for payment in rows:
+        checkout = (
+            await session.get(CheckoutSession, payment.session_id) if payment.session_id else None
+        )
+        if checkout is not None:
+            await _payment_event(session, context, checkout, payment, seen_before=True)
+            await settle(session, context, checkout, now=now)
+    return list(rows)
+
+
+async def orphan_from(
+    session: AsyncSession, context: CheckoutContext, chain_id: int, first_block: int
+) -> list[Payment]:
+    """A reorg replaced every block from `first_block` on: their payments are orphaned."""
+    rows = (
+        await session.scalars(
+            select(Payment).where(
+                Payment.chain_id == chain_id,
+                Payment.status != PaymentStatus.ORPHANED.value,
+                Payment.block_number >= first_block,
+            )
+        )
+    ).all()
+    now = utcnow()
+    for payment in rows:
+        payment.status = PaymentStatus.ORPHANED.value
+        payment.updated_at = now
+    await session.flush()
+    for payment in rows:
+        checkout = (
+            await session.get(CheckoutSession, payment.session_id) if payment.session_id else None
+        )
+        if checkout is not None:
+            await _payment_event(session, context, checkout, payment, seen_before=True)
+            await settle(session, context, checkout, now=now)
+    return list(rows)
+
+
+async def expire_due_sessions(
+    session: AsyncSession, context: CheckoutContext, *, limit: int = 500
+) -> int:
+    """Open sessions past expiresAt become expired (job `checkout.expire`). Returns how many."""
+    now = utcnow()
+    due = (
+        await session.scalars(
+            select(CheckoutSession)
+            .where(
+                CheckoutSession.status.in_(
+                    [SessionStatus.CREATED.value, SessionStatus.PENDING.value]
+                ),
+                CheckoutSession.expires_at < now,
+            )
+            .order_by(CheckoutSession.id)
+            .limit(limit)
+        )
+    ).all()
+    for checkout in due:
+        await settle(session, context, checkout, now=now)
+    return len(due)
+
+
+async def settle(
+    session: AsyncSession, context: CheckoutContext, checkout: CheckoutSession, *, now: datetime
+) -> None:
+    """Recompute the session from its payments; start or extend its subscription; emit events."""
+    before = (checkout.status, checkout.overpaid, checkout.late)
+    await recompute_session(session, context, checkout, now=now)
+    if checkout.status != before[0]:
+        await events_service.emit(
+            session,
+            organization_id=checkout.organization_id,
+            test=checkout.test,
+            type=f"session.{checkout.status}",
+            data=_session_data(checkout),
+            session_id=checkout.id,
+        )
+    if checkout.overpaid and not before[1]:
+        await events_service.emit(
+            session,
+            organization_id=checkout.organization_id,
+            test=checkout.test,
+            type="session.overpaid",
+            data=_session_data(checkout),
+            session_id=checkout.id,
+        )
+    if checkout.late and not before[2]:
+        await events_service.emit(
+            session,
+            organization_id=checkout.organization_id,
+            test=checkout.test,
+            type="session.late_payment",
+            data=_session_data(checkout),
+            session_id=checkout.id,
+        )
+    if checkout.kind == "subscription":
+        await subscriptions_service.settle(session, checkout, now=now)
+
+
+def _session_data(checkout: CheckoutSession) -> dict[str, object]:
+    return {
+        "uuid": checkout.uuid,
+        "status": checkout.status,
+        "price": checkout.price_usd,
+        "paidUsd": checkout.paid_usd,
+        "underpaid": checkout.underpaid,
+        "overpaid": checkout.overpaid,
+        "late": checkout.late,
+        "depositAddress": checkout.deposit_address,
+        "test": checkout.test,
+    }
+
+
+async def _payment_event(
+    session: AsyncSession,
+    context: CheckoutContext,
+    checkout: CheckoutSession,
+    payment: Payment,
+    *,
+    seen_before: bool,
+) -> None:
+    kind = {
+        PaymentStatus.SEEN.value: "payment.detected",
+        PaymentStatus.CONFIRMED.value: "payment.confirmed",
+        PaymentStatus.ORPHANED.value: "payment.orphaned",
+    }[payment.status]
+    chain = context.registry.get(payment.chain_id)
+    head = await session.get(ChainHead, payment.chain_id)
+    data: dict[str, object] = {
+        "uuid": payment.uuid,
+        "sessionUUID": checkout.uuid,
+        "chainId": payment.chain_id,
+        "txHash": payment.tx_hash,
+        "logIndex": payment.log_index,
+        "blockNumber": payment.block_number,
+        "from": payment.from_address,
+        "to": payment.to_address,
+        "token": payment.token_symbol,
+        "tokenContract": payment.token_contract,
+        "amountBaseUnits": str(payment.amount_base_units),
+        "amountUsd": payment.amount_usd,
+        "status": payment.status,
+        "confirmations": max(0, head.block_number - payment.block_number + 1) if head else None,
+        "requiredConfirmations": chain.confirmations if chain else None,
+    }
+    if kind == "payment.confirmed" and not seen_before:
+        # Found already final (a backfill): the payer still hears that it was detected.
+        await events_service.emit(
+            session,
+            organization_id=payment.organization_id,
+            test=payment.test,
+            type="payment.detected",
+            data={**data, "status": PaymentStatus.SEEN.value},
+            session_id=checkout.id,
+            payment_id=payment.id,
+        )
+    await events_service.emit(
+        session,
+        organization_id=payment.organization_id,
+        test=payment.test,
+        type=kind,
+        data=data,
+        session_id=checkout.id,
+        payment_id=payment.id,
+    )
 
 
 async def recompute_session(
@@ -176,12 +361,13 @@ async def recompute_session(
     checkout.other_token = state.other_token
     checkout.paid_usd = normalize(state.seen_usd)
     checkout.updated_at = now
+    deadline = (
+        min(checkout.expires_at, checkout.cancelled_at)
+        if checkout.cancelled_at
+        else checkout.expires_at
+    )
     for payment in rows:
-        payment.late = payment.block_timestamp > (
-            min(checkout.expires_at, checkout.cancelled_at)
-            if checkout.cancelled_at
-            else checkout.expires_at
-        )
+        payment.late = payment.block_timestamp > deadline
     await session.flush()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
@@ -14,6 +15,7 @@ from core.checkout import service as checkout_service
 from core.checkout.schemas import CurrencyOut, TransactionStatusOut
 from core.checkout.state import SessionStatus
 from core.errors import Conflict, InvalidInput, NotFound
+from core.events import service as events_service
 from core.models import CheckoutSession, Currency, Customer, Payment, Subscription
 from core.models.base import utcnow
 from core.orgs.schemas import Principal
@@ -33,49 +35,109 @@ class SubscriptionNotFound(NotFound):
         super().__init__("Subscription not found", param=param)
 
 
-async def create_from_session(
-    session: AsyncSession, checkout: CheckoutSession, payment: Payment
-) -> Subscription:
-    """The first completed payment of a subscription session starts the subscription."""
-    assert checkout.frequency_seconds is not None
-    assert checkout.product_id is not None
-    now = utcnow()
-    subscription = Subscription(
-        organization_id=checkout.organization_id,
-        created_by_user_id=checkout.created_by_user_id,
-        test=checkout.test,
-        session_id=checkout.id,
-        product_id=checkout.product_id,
-        customer_id=checkout.customer_id,
-        telegram_user_id=checkout.telegram_user_id,
-        status=SubscriptionStatus.ACTIVE.value,
-        price_usd=checkout.price_usd,
-        frequency_seconds=checkout.frequency_seconds,
-        min_periods=checkout.min_periods,
-        periods_paid=1,
-        deposit_address=checkout.deposit_address,
-        payer_address=payment.from_address,
-        chain_id=payment.chain_id,
-        currency_id=payment.currency_id,
-        token_symbol=payment.token_symbol,
-        first_tx_hash=payment.tx_hash,
-        current_period_end=now + timedelta(seconds=checkout.frequency_seconds),
-        last_billing_at=now,
-        created_at=now,
+async def settle(
+    session: AsyncSession, checkout: CheckoutSession, *, now: datetime
+) -> Subscription | None:
+    """Bring a subscription session's subscription in line with its confirmed payments.
+
+    The first completed payment creates it (active; payer, chain, token and tx of that payment).
+    Every further price's worth of confirmed payments to the same address adds one period.
+    Derived from the payments each time, so replays and reorgs never double-count a period.
+    """
+    payments = (
+        await session.scalars(
+            select(Payment)
+            .where(Payment.session_id == checkout.id, Payment.status == "confirmed")
+            .order_by(Payment.block_number, Payment.log_index, Payment.id)
+        )
+    ).all()
+    subscription = await session.scalar(
+        select(Subscription).where(Subscription.session_id == checkout.id)
     )
-    session.add(subscription)
+    if subscription is None:
+        if checkout.status != SessionStatus.COMPLETED.value or not payments:
+            return None
+        assert checkout.frequency_seconds is not None
+        assert checkout.product_id is not None
+        first = payments[0]
+        subscription = Subscription(
+            organization_id=checkout.organization_id,
+            created_by_user_id=checkout.created_by_user_id,
+            test=checkout.test,
+            session_id=checkout.id,
+            product_id=checkout.product_id,
+            customer_id=checkout.customer_id,
+            telegram_user_id=checkout.telegram_user_id,
+            status=SubscriptionStatus.ACTIVE.value,
+            price_usd=checkout.price_usd,
+            frequency_seconds=checkout.frequency_seconds,
+            min_periods=checkout.min_periods,
+            periods_paid=1,
+            deposit_address=checkout.deposit_address,
+            payer_address=first.from_address,
+            chain_id=first.chain_id,
+            currency_id=first.currency_id,
+            token_symbol=first.token_symbol,
+            first_tx_hash=first.tx_hash,
+            current_period_end=now + timedelta(seconds=checkout.frequency_seconds),
+            last_billing_at=now,
+            created_at=now,
+        )
+        session.add(subscription)
+        await session.flush()
+        await events_service.emit(
+            session,
+            organization_id=subscription.organization_id,
+            test=subscription.test,
+            type="subscription.created",
+            data=_event_data(subscription, checkout),
+            session_id=checkout.id,
+            subscription_id=subscription.id,
+        )
+    for payment in payments:
+        payment.subscription_id = subscription.id
+    total = sum((p.amount_usd for p in payments), Decimal(0))
+    periods = max(1, int(total // subscription.price_usd)) if subscription.price_usd > 0 else 1
+    if periods > subscription.periods_paid:
+        subscription.periods_paid = periods
+        subscription.current_period_end = subscription.created_at + timedelta(
+            seconds=subscription.frequency_seconds * periods
+        )
+        subscription.last_billing_at = now
+        subscription.updated_at = now
+        if subscription.status in (
+            SubscriptionStatus.PAST_DUE.value,
+            SubscriptionStatus.EXPIRED.value,
+        ):
+            subscription.status = SubscriptionStatus.ACTIVE.value
+        await events_service.emit(
+            session,
+            organization_id=subscription.organization_id,
+            test=subscription.test,
+            type="subscription.renewed",
+            data=_event_data(subscription, checkout),
+            session_id=checkout.id,
+            subscription_id=subscription.id,
+        )
     await session.flush()
     return subscription
 
 
-async def credit_payment(
-    session: AsyncSession, subscription: Subscription, payment: Payment
-) -> None:
-    """A later confirmed payment to the subscription's address. Renewals are the watcher issue's
-    and the scheduler's; here the payment is linked so history and totals see it."""
-    if payment.subscription_id is None:
-        payment.subscription_id = subscription.id
-    await session.flush()
+def _event_data(subscription: Subscription, checkout: CheckoutSession) -> dict[str, object]:
+    return {
+        "uuid": subscription.uuid,
+        "sessionUUID": checkout.uuid,
+        "status": subscription.status,
+        "productId": subscription.product_id,
+        "periodsPaid": subscription.periods_paid,
+        "nextBillingDate": subscription.current_period_end.isoformat(),
+        "payer": subscription.payer_address,
+        "chainId": subscription.chain_id,
+        "token": subscription.token_symbol,
+        "tx": subscription.first_tx_hash,
+        "telegramUserId": subscription.telegram_user_id,
+        "test": subscription.test,
+    }
 
 
 def _visible(principal: Principal) -> Any:

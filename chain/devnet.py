@@ -49,7 +49,16 @@ def ensure_anvil() -> str:
         raise DevnetError("anvil is missing and npm is not installed to fetch it")
     NPM_PREFIX.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(NPM_PREFIX), ANVIL_PACKAGE],
+        [
+            npm,
+            "install",
+            "--no-save",
+            "--no-audit",
+            "--no-fund",
+            "--prefix",
+            str(NPM_PREFIX),
+            ANVIL_PACKAGE,
+        ],
         check=True,
         capture_output=True,
     )
@@ -76,7 +85,9 @@ class Anvil:
 
     def rpc(self, method: str, params: list[Any] | None = None) -> Any:
         response = httpx.post(
-            self.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}, timeout=30
+            self.rpc_url,
+            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
+            timeout=30,
         )
         body = response.json()
         if "error" in body:
@@ -96,10 +107,21 @@ class Anvil:
                 self.process.wait()
 
 
-def start_anvil(chain_id: int, *, port: int | None = None, block_time: float | None = None) -> Anvil:
+def start_anvil(
+    chain_id: int, *, port: int | None = None, block_time: float | None = None
+) -> Anvil:
     """An anvil node on 127.0.0.1; `block_time=None` mines one block per transaction."""
     port = port or free_port()
-    args = [ensure_anvil(), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id), "--quiet"]
+    args = [
+        ensure_anvil(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--chain-id",
+        str(chain_id),
+        "--quiet",
+    ]
     if block_time is not None:
         args += ["--block-time", str(block_time)]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -126,12 +148,16 @@ def token_contract(w3: Web3, address: str) -> Contract:
     return w3.eth.contract(address=to_checksum_address(address), abi=_artifact()["abi"])
 
 
-def deploy_token(rpc_url: str, *, symbol: str = "USDT", decimals: int = 6, name: str | None = None) -> str:
+def deploy_token(
+    rpc_url: str, *, symbol: str = "USDT", decimals: int = 6, name: str | None = None
+) -> str:
     """Deploy TestStablecoin from the dev account; returns its checksummed address."""
     w3 = Web3(Web3.HTTPProvider(rpc_url))
     artifact = _artifact()
     factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-    tx = factory.constructor(name or f"Test {symbol}", symbol, decimals).transact({"from": DEV_ACCOUNT})
+    tx = factory.constructor(name or f"Test {symbol}", symbol, decimals).transact(
+        {"from": DEV_ACCOUNT}
+    )
     receipt = w3.eth.wait_for_transaction_receipt(tx, timeout=30)
     address = receipt["contractAddress"]
     if address is None:
@@ -141,7 +167,9 @@ def deploy_token(rpc_url: str, *, symbol: str = "USDT", decimals: int = 6, name:
     return str(address)
 
 
-def transfer(rpc_url: str, token: str, to: str, amount: int, *, sender: str = DEV_ACCOUNT, wait: bool = True) -> str:
+def transfer(
+    rpc_url: str, token: str, to: str, amount: int, *, sender: str = DEV_ACCOUNT, wait: bool = True
+) -> str:
     """Send `amount` base units of `token` to `to`; returns the tx hash (0x…)."""
     w3 = Web3(Web3.HTTPProvider(rpc_url))
     contract = token_contract(w3, token)
@@ -154,7 +182,9 @@ def transfer(rpc_url: str, token: str, to: str, amount: int, *, sender: str = DE
 @dataclass
 class Devnet:
     nodes: list[Anvil]
-    tokens: dict[int, tuple[str, int]] = field(default_factory=dict)  # chain id -> (contract, decimals)
+    tokens: dict[int, tuple[str, int]] = field(
+        default_factory=dict
+    )  # chain id -> (contract, decimals)
 
     def node(self, chain_id: int) -> Anvil:
         return next(n for n in self.nodes if n.chain_id == chain_id)

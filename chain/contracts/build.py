@@ -1,7 +1,7 @@
 """Rebuild TestStablecoin.json from TestStablecoin.sol with the npm `solc` package (solcjs).
 
-    npm install --no-save --prefix .cache/npm solc@0.8.30
-    python -m chain.contracts.build
+npm install --no-save --prefix .cache/npm solc@0.8.30
+python -m chain.contracts.build
 """
 
 from __future__ import annotations
@@ -29,14 +29,31 @@ def main() -> None:
     source = HERE / "TestStablecoin.sol"
     with tempfile.TemporaryDirectory() as out:
         subprocess.run(
-            [solcjs(), "--optimize", "--bin", "--abi", "-o", out, "--base-path", str(HERE), str(source)],
+            [
+                solcjs(),
+                "--optimize",
+                "--bin",
+                "--abi",
+                "-o",
+                out,
+                "--base-path",
+                str(HERE),
+                str(source),
+            ],
             check=True,
         )
-        outputs = {p.suffix: p for p in Path(out).iterdir() if "TestStablecoin" in p.name and p.name.endswith(("_TestStablecoin.bin", "_TestStablecoin.abi"))}
+        outputs = {
+            p.suffix: p
+            for p in Path(out).iterdir()
+            if "TestStablecoin" in p.name
+            and p.name.endswith(("_TestStablecoin.bin", "_TestStablecoin.abi"))
+        }
         artifact = {
             "contractName": "TestStablecoin",
             "source": "TestStablecoin.sol",
-            "compiler": subprocess.run([solcjs(), "--version"], capture_output=True, text=True).stdout.strip(),
+            "compiler": subprocess.run(
+                [solcjs(), "--version"], capture_output=True, text=True
+            ).stdout.strip(),
             "abi": json.loads(outputs[".abi"].read_text()),
             "bytecode": "0x" + outputs[".bin"].read_text().strip(),
         }

@@ -37,7 +37,7 @@ def unique_email(prefix: str = "user") -> str:
 # Chains the API tests accept: two test networks (6 and 18 decimals) and Ethereum mainnet (live).
 # RPC URLs are never called by the API; the chain-watcher tests use real anvil nodes.
 DEVNET_A_USDT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
-DEVNET_B_USDT = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
+DEVNET_B_USDT = DEVNET_A_USDT  # the first contract anvil's dev account deploys, on either chain
 TEST_CHAINS = [
     ChainConfig(
         id=31337,

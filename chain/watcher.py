@@ -1,0 +1,331 @@
+"""The chain watcher: a restartable loop of small committed steps, one task per chain.
+
+Each step reads the chain (JSON-RPC, raw results), then commits in ONE database transaction the
+lease renewal, the payments, their sessions and subscriptions, the outbox events, the block
+ledger and the cursor. A crash between steps repeats work but never loses or double-counts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from eth_utils import to_checksum_address
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from chain.rpc import RangeTooLarge, RpcError, RpcPool
+from core.chains import Chain
+from core.chainstate import service as chainstate
+from core.checkout.context import CheckoutContext
+from core.db import transaction
+from core.payments import service as payments_service
+from core.payments.schemas import Transfer
+
+log = structlog.get_logger(__name__)
+
+TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedTransfer:
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+    token: str
+    from_address: str
+    to_address: str  # lower-case hex
+    amount: int
+
+
+def decode_transfer(raw: dict[str, Any]) -> DecodedTransfer | None:
+    """A raw `eth_getLogs` entry as an ERC-20 Transfer, or None (ERC-721 style, removed, malformed)."""
+    topics = raw.get("topics") or []
+    if len(topics) != 3 or str(topics[0]).lower() != TRANSFER_TOPIC or raw.get("removed"):
+        return None
+    data = str(raw.get("data") or "0x")
+    if len(data) != 66:
+        return None
+    try:
+        return DecodedTransfer(
+            block_number=int(raw["blockNumber"], 16),
+            block_hash=str(raw["blockHash"]).lower(),
+            tx_hash=str(raw["transactionHash"]).lower(),
+            log_index=int(raw["logIndex"], 16),
+            token=str(raw["address"]).lower(),
+            from_address="0x" + str(topics[1])[-40:].lower(),
+            to_address="0x" + str(topics[2])[-40:].lower(),
+            amount=int(data, 16),
+        )
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def final_block_of(chain: Chain, head: int, tagged: int | None) -> int:
+    """The highest block that counts as final under the chain's policy."""
+    if chain.finality is not None:
+        return tagged if tagged is not None else -1
+    confirmations = chain.confirmations or 0
+    return head - max(confirmations, 1) + 1
+
+
+@dataclass
+class ChunkSizer:
+    """Adaptive eth_getLogs ranges: grow while results stay small, shrink on refusals."""
+
+    size: int = 500
+    minimum: int = 1
+    maximum: int = 10_000
+    small_result: int = 2_000
+
+    def grew(self, logs: int) -> None:
+        if logs < self.small_result:
+            self.size = min(self.maximum, self.size * 2)
+
+    def refused(self, suggested: int | None = None) -> None:
+        self.size = max(self.minimum, suggested if suggested else self.size // 2)
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class ChainWatcher:
+    def __init__(
+        self,
+        chain: Chain,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        context: CheckoutContext,
+        *,
+        owner: str | None = None,
+        poll_interval: float = 1.0,
+        lease_ttl: timedelta = timedelta(seconds=15),
+        start_block: int | None = None,
+        initial_lookback: int = 1_000,
+        rpc: RpcPool | None = None,
+    ) -> None:
+        if not chain.rpc_urls and rpc is None:
+            raise ValueError(f"chain {chain.id} has no RPC URLs")
+        self.chain = chain
+        self.sessionmaker = sessionmaker
+        self.context = context
+        self.owner = owner or default_owner()
+        self.poll_interval = poll_interval
+        self.lease_ttl = lease_ttl
+        self.start_block = start_block
+        self.initial_lookback = initial_lookback
+        self.rpc = rpc or RpcPool(list(chain.rpc_urls))
+        self.sizer = ChunkSizer()
+        self.tokens = [t.contract for t in chain.tokens]
+        self.token_set = {t.contract.lower() for t in chain.tokens}
+        self._block_cache: dict[int, dict[str, Any]] = {}
+        self._last_expiry = 0.0
+        self.active = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Step until `stop` is set; errors are logged and retried, never fatal."""
+        try:
+            while not stop.is_set():
+                try:
+                    busy = await self.step()
+                except (RpcError, OSError) as exc:
+                    log.warning("watcher_rpc_error", chain_id=self.chain.id, error=str(exc)[:200])
+                    busy = False
+                except Exception:
+                    log.exception("watcher_step_failed", chain_id=self.chain.id)
+                    busy = False
+                if not busy:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=self.poll_interval)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Give up the lease (a successor takes over at once) and close the RPC pool."""
+        await self._release()
+        await self.rpc.aclose()
+
+    async def _release(self) -> None:
+        try:
+            async with transaction(self.sessionmaker) as session:
+                await chainstate.release_lease(session, self.chain.id, self.owner)
+        except Exception:
+            log.warning("watcher_lease_release_failed", chain_id=self.chain.id)
+
+    async def _fetch_block(self, number: int) -> dict[str, Any]:
+        block = self._block_cache.get(number)
+        if block is None:
+            block = await self.rpc.get_block(number)
+            if block is None:
+                raise RpcError(f"block {number} not available yet")
+            self._block_cache[number] = block
+            if len(self._block_cache) > 4_096:
+                for key in sorted(self._block_cache)[:2_048]:
+                    self._block_cache.pop(key, None)
+        return block
+
+    async def step(self) -> bool:
+        """One unit of work. Returns True when more work is waiting (backfill), else False."""
+        self._block_cache.clear()
+        head_block = await self.rpc.get_block("latest")
+        if head_block is None:
+            return False
+        head = int(head_block["number"], 16)
+        tagged = None
+        if self.chain.finality is not None:
+            tagged_block = await self.rpc.get_block(self.chain.finality)
+            tagged = int(tagged_block["number"], 16) if tagged_block else None
+        final = final_block_of(self.chain, head, tagged)
+
+        async with self.sessionmaker() as session:
+            scanned = await chainstate.cursor(session, self.chain.id)
+            ledger = list(await chainstate.ledger_desc(session, self.chain.id))
+        if scanned is None:
+            scanned = (
+                self.start_block - 1
+                if self.start_block is not None
+                else max(-1, head - self.initial_lookback)
+            )
+
+        # 1. Reorg: is the newest block we scanned still on the chain?
+        if ledger:
+            fork = await self._find_fork(ledger)
+            if fork is not None:
+                await self._rewind(fork, head, head_block)
+                return True
+
+        # 2. Scan the next range (unfinal blocks too, so payments show up as "seen").
+        start = scanned + 1
+        if start > head:
+            await self._commit(head, head_block, final, scanned, transfers=[], blocks=[])
+            return False
+        end = min(head, start + self.sizer.size - 1)
+        try:
+            raw_logs = await self.rpc.get_logs(start, end, self.tokens, TRANSFER_TOPIC)
+        except RangeTooLarge as exc:
+            suggested = (
+                exc.suggested_to - start + 1
+                if exc.suggested_to and exc.suggested_to >= start
+                else None
+            )
+            self.sizer.refused(suggested)
+            log.info("watcher_range_shrunk", chain_id=self.chain.id, size=self.sizer.size)
+            return True
+        self.sizer.grew(len(raw_logs))
+
+        decoded = [
+            d
+            for d in (decode_transfer(raw) for raw in raw_logs)
+            if d and d.token in self.token_set and d.amount > 0
+        ]
+        async with self.sessionmaker() as session:
+            ours = await chainstate.known_addresses(
+                session, {to_checksum_address(d.to_address) for d in decoded}
+            )
+        matched = [d for d in decoded if to_checksum_address(d.to_address) in ours]
+
+        # Unfinal heights of this range go into the ledger; their logs must agree with it.
+        unfinal_from = max(start, final + 1)
+        blocks: list[tuple[int, str, str]] = []
+        for number in range(unfinal_from, end + 1):
+            block = await self._fetch_block(number)
+            blocks.append((number, str(block["hash"]).lower(), str(block["parentHash"]).lower()))
+        if (
+            blocks
+            and ledger
+            and ledger[0].number == blocks[0][0] - 1
+            and ledger[0].hash != blocks[0][2]
+        ):
+            return True  # the chain moved under us; the next step's reorg check sorts it out
+        by_number = {number: block_hash for number, block_hash, _ in blocks}
+        if any(
+            d.block_number in by_number and by_number[d.block_number] != d.block_hash
+            for d in matched
+        ):
+            return True  # logs from a block that was replaced while we were reading
+
+        transfers = []
+        for d in matched:
+            block = await self._fetch_block(d.block_number)
+            if str(block["hash"]).lower() != d.block_hash:
+                return True
+            transfers.append(
+                Transfer(
+                    chain_id=self.chain.id,
+                    tx_hash=d.tx_hash,
+                    log_index=d.log_index,
+                    block_number=d.block_number,
+                    block_hash=d.block_hash,
+                    block_timestamp=datetime.fromtimestamp(int(block["timestamp"], 16), tz=UTC),
+                    from_address=d.from_address,
+                    to_address=d.to_address,
+                    token_contract=d.token,
+                    amount_base_units=d.amount,
+                    final=d.block_number <= final,
+                )
+            )
+        await self._commit(head, head_block, final, end, transfers=transfers, blocks=blocks)
+        return end < head
+
+    async def _find_fork(self, ledger: list[Any]) -> int | None:
+        """None when the ledger's tip is still canonical, else the last common height."""
+        tip = ledger[0]
+        block = await self.rpc.get_block(tip.number)
+        if block is not None and str(block["hash"]).lower() == tip.hash:
+            return None
+        for entry in ledger[1:]:
+            block = await self.rpc.get_block(entry.number)
+            if block is not None and str(block["hash"]).lower() == entry.hash:
+                return int(entry.number)
+        return int(ledger[-1].number) - 1  # everything we kept is gone: fork below the ledger
+
+    async def _rewind(self, fork: int, head: int, head_block: dict[str, Any]) -> None:
+        async with transaction(self.sessionmaker) as session:
+            if not await chainstate.hold_lease(session, self.chain.id, self.owner, self.lease_ttl):
+                self.active = False
+                return
+            orphaned = await payments_service.orphan_from(
+                session, self.context, self.chain.id, fork + 1
+            )
+            await chainstate.forget_blocks(session, self.chain.id, above=fork)
+            await chainstate.set_cursor(session, self.chain.id, fork)
+            await chainstate.set_head(session, self.chain.id, head, str(head_block["hash"]).lower())
+        log.warning("watcher_reorg", chain_id=self.chain.id, fork=fork, orphaned=len(orphaned))
+
+    async def _commit(
+        self,
+        head: int,
+        head_block: dict[str, Any],
+        final: int,
+        scanned_through: int,
+        *,
+        transfers: list[Transfer],
+        blocks: list[tuple[int, str, str]],
+    ) -> None:
+        async with transaction(self.sessionmaker) as session:
+            if not await chainstate.hold_lease(session, self.chain.id, self.owner, self.lease_ttl):
+                if self.active:
+                    log.info("watcher_standby", chain_id=self.chain.id, owner=self.owner)
+                self.active = False
+                return
+            if not self.active:
+                log.info("watcher_active", chain_id=self.chain.id, owner=self.owner)
+            self.active = True
+            await chainstate.set_head(session, self.chain.id, head, str(head_block["hash"]).lower())
+            for transfer in transfers:
+                await payments_service.apply_transfer(session, self.context, transfer)
+            await chainstate.record_blocks(session, self.chain.id, blocks)
+            await chainstate.forget_blocks(session, self.chain.id, through=final)
+            await chainstate.set_cursor(session, self.chain.id, scanned_through)
+            await payments_service.confirm_through(session, self.context, self.chain.id, final)
+            if time.monotonic() - self._last_expiry > 5:
+                await payments_service.expire_due_sessions(session, self.context)
+                self._last_expiry = time.monotonic()

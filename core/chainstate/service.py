@@ -1,0 +1,125 @@
+"""What the watcher persists per chain: cursor, unfinal block ledger, head, and its lease."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.models import ChainCursor, ChainHead, CheckoutSession, LedgerBlock, WatcherLease
+from core.models.base import utcnow
+
+
+async def hold_lease(session: AsyncSession, chain_id: int, owner: str, ttl: timedelta) -> bool:
+    """Take or renew the chain's lease inside the caller's transaction (which fences the step).
+
+    On PostgreSQL a competing watcher's UPDATE waits on the row and then sees the new owner,
+    so two processes never both commit a step for the same chain.
+    """
+    now = utcnow()
+    result = await session.execute(
+        update(WatcherLease)
+        .where(
+            WatcherLease.chain_id == chain_id,
+            (WatcherLease.owner == owner) | (WatcherLease.expires_at < now),
+        )
+        .values(owner=owner, expires_at=now + ttl)
+    )
+    if int(getattr(result, "rowcount", 0) or 0) == 1:
+        return True
+    if await session.get(WatcherLease, chain_id) is not None:
+        return False
+    try:
+        async with session.begin_nested():
+            await session.execute(insert(WatcherLease).values(chain_id=chain_id, owner=owner, expires_at=now + ttl))
+    except IntegrityError:
+        return False
+    return True
+
+
+async def release_lease(session: AsyncSession, chain_id: int, owner: str) -> None:
+    await session.execute(
+        delete(WatcherLease).where(WatcherLease.chain_id == chain_id, WatcherLease.owner == owner)
+    )
+
+
+async def lease_owner(session: AsyncSession, chain_id: int) -> str | None:
+    lease = await session.get(WatcherLease, chain_id)
+    return lease.owner if lease is not None and lease.expires_at > utcnow() else None
+
+
+async def cursor(session: AsyncSession, chain_id: int) -> int | None:
+    row = await session.get(ChainCursor, chain_id)
+    return row.scanned_through if row is not None else None
+
+
+async def set_cursor(session: AsyncSession, chain_id: int, scanned_through: int) -> None:
+    row = await session.get(ChainCursor, chain_id)
+    if row is None:
+        session.add(ChainCursor(chain_id=chain_id, scanned_through=scanned_through))
+    else:
+        row.scanned_through = scanned_through
+        row.updated_at = utcnow()
+    await session.flush()
+
+
+async def set_head(session: AsyncSession, chain_id: int, number: int, block_hash: str) -> None:
+    row = await session.get(ChainHead, chain_id)
+    if row is None:
+        session.add(ChainHead(chain_id=chain_id, block_number=number, block_hash=block_hash))
+    elif number >= row.block_number or block_hash != row.block_hash:
+        row.block_number = number
+        row.block_hash = block_hash
+        row.updated_at = utcnow()
+    await session.flush()
+
+
+async def ledger_desc(session: AsyncSession, chain_id: int) -> Sequence[LedgerBlock]:
+    rows = await session.scalars(
+        select(LedgerBlock).where(LedgerBlock.chain_id == chain_id).order_by(LedgerBlock.number.desc())
+    )
+    return rows.all()
+
+
+async def ledger_tip(session: AsyncSession, chain_id: int) -> LedgerBlock | None:
+    return await session.scalar(
+        select(LedgerBlock).where(LedgerBlock.chain_id == chain_id).order_by(LedgerBlock.number.desc()).limit(1)
+    )
+
+
+async def record_blocks(session: AsyncSession, chain_id: int, blocks: Iterable[tuple[int, str, str]]) -> None:
+    """Remember (number, hash, parent hash) of scanned unfinal blocks (replacing same heights)."""
+    for number, block_hash, parent_hash in blocks:
+        existing = await session.get(LedgerBlock, (chain_id, number))
+        if existing is None:
+            session.add(LedgerBlock(chain_id=chain_id, number=number, hash=block_hash, parent_hash=parent_hash))
+        else:
+            existing.hash = block_hash
+            existing.parent_hash = parent_hash
+    await session.flush()
+
+
+async def forget_blocks(session: AsyncSession, chain_id: int, *, above: int | None = None, through: int | None = None) -> None:
+    """Drop ledger rows above a fork point, or at/below the final block (no longer needed)."""
+    stmt = delete(LedgerBlock).where(LedgerBlock.chain_id == chain_id)
+    if above is not None:
+        stmt = stmt.where(LedgerBlock.number > above)
+    if through is not None:
+        stmt = stmt.where(LedgerBlock.number <= through)
+    await session.execute(stmt)
+
+
+async def known_addresses(session: AsyncSession, candidates: Iterable[str]) -> set[str]:
+    """Which of these (checksummed) addresses belong to a session, open or not (late money counts)."""
+    wanted = list(set(candidates))
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = await session.scalars(
+            select(CheckoutSession.deposit_address).where(CheckoutSession.deposit_address.in_(chunk))
+        )
+        found.update(rows)
+    return found

@@ -108,9 +108,16 @@ class Anvil:
 
 
 def start_anvil(
-    chain_id: int, *, port: int | None = None, block_time: float | None = None
+    chain_id: int,
+    *,
+    port: int | None = None,
+    block_time: float | None = None,
+    state: Path | None = None,
 ) -> Anvil:
-    """An anvil node on 127.0.0.1; `block_time=None` mines one block per transaction."""
+    """An anvil node on 127.0.0.1; `block_time=None` mines one block per transaction.
+
+    With `state`, the chain is loaded from and saved to that file, so it survives restarts.
+    """
     port = port or free_port()
     args = [
         ensure_anvil(),
@@ -124,6 +131,8 @@ def start_anvil(
     ]
     if block_time is not None:
         args += ["--block-time", str(block_time)]
+    if state is not None:
+        args += ["--state", str(state), "--state-interval", "5"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     node = Anvil(chain_id, port, process)
     deadline = time.monotonic() + 30
@@ -212,15 +221,33 @@ class Devnet:
 
 @contextmanager
 def running_devnet(
-    chains: tuple[tuple[int, int], ...] = DEFAULT_CHAINS, *, block_time: float | None = None
+    chains: tuple[tuple[int, int], ...] = DEFAULT_CHAINS,
+    *,
+    block_time: float | None = None,
+    state_dir: Path | None = None,
 ) -> Iterator[Devnet]:
-    """Anvil nodes with a deployed test stablecoin each (decimals per chain), stopped afterwards."""
+    """Anvil nodes with a deployed test stablecoin each (decimals per chain), stopped afterwards.
+
+    With `state_dir` the chains and their tokens persist across runs (for `chainpay serve`).
+    """
     devnet = Devnet(nodes=[])
+    known: dict[str, str] = {}
+    tokens_file = state_dir / "tokens.json" if state_dir else None
+    if state_dir is not None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        if tokens_file and tokens_file.exists():
+            known = json.loads(tokens_file.read_text())
     try:
         for chain_id, decimals in chains:
-            node = start_anvil(chain_id, block_time=block_time)
+            state = state_dir / f"anvil-{chain_id}.json" if state_dir else None
+            node = start_anvil(chain_id, block_time=block_time, state=state)
             devnet.nodes.append(node)
-            devnet.tokens[chain_id] = (deploy_token(node.rpc_url, decimals=decimals), decimals)
+            address = known.get(str(chain_id))
+            if address is None or node.rpc("eth_getCode", [address, "latest"]) in ("0x", "0x0"):
+                address = deploy_token(node.rpc_url, decimals=decimals)
+            devnet.tokens[chain_id] = (address, decimals)
+        if tokens_file is not None:
+            tokens_file.write_text(json.dumps({str(k): v[0] for k, v in devnet.tokens.items()}))
         yield devnet
     finally:
         devnet.stop()

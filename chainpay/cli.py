@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import typer
 from pydantic import TypeAdapter, ValidationError
 
-from chainpay import bootstrap, migrations, roles
+from chainpay import bootstrap, devnet, migrations, roles
 from chainpay.logs import configure_logging
 from core.config import Settings
 from core.errors import AppError
@@ -31,6 +32,8 @@ wallet_app = typer.Typer(
     help="Receiving wallets (account xpubs) of organizations.", no_args_is_help=True
 )
 app.add_typer(wallet_app, name="wallet")
+devnet_app = typer.Typer(help="Local devnet: two anvil chains with test stablecoins.")
+app.add_typer(devnet_app, name="devnet")
 
 
 def _settings() -> Settings:
@@ -144,6 +147,44 @@ def wallet_set_xpub(
     typer.echo(f"Organization #{organization_id} now receives at addresses derived from this xpub.")
 
 
+@devnet_app.callback(invoke_without_command=True)
+def devnet_run(
+    ctx: typer.Context,
+    block_time: float = typer.Option(1.0, "--block-time", help="Seconds per block"),
+) -> None:
+    """Run two anvil chains with test stablecoins until Ctrl-C; writes chainpay-devnet.toml."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with devnet.devnet_settings(_settings(), block_time=block_time) as settings:
+        typer.echo(f"Devnet up; chains written to {settings.chains_file}.")
+        typer.echo(f"Point chainpay at it: CHAINPAY_CHAINS_FILE={settings.chains_file}")
+        typer.echo("Ctrl-C stops it (state is kept in .chainpay-devnet/).")
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+
+
+@devnet_app.command("pay")
+def devnet_pay(
+    session_uuid: str = typer.Argument(..., help="The session to pay"),
+    chain: int = typer.Option(..., "--chain", help="Chain id"),
+    token: str = typer.Option("USDT", "--token", help="Token symbol or contract"),
+    amount: str | None = typer.Option(
+        None, "--amount", help="Token units (default: the quoted amount)"
+    ),
+) -> None:
+    """Pay a session from anvil's funded dev account."""
+    settings = _settings()
+    if settings.chains_file is None and devnet.CHAINS_FILE.exists():
+        settings = settings.model_copy(update={"chains_file": devnet.CHAINS_FILE.resolve()})
+    try:
+        tx = asyncio.run(devnet.pay_session(settings, session_uuid, chain, token, amount))
+    except AppError as exc:
+        typer.secho(exc.message, fg="red", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(tx)
+
+
 @app.command()
 def migrate() -> None:
     """Upgrade the database schema to the latest revision."""
@@ -165,10 +206,40 @@ def serve(
     settings = _settings()
     configure_logging(settings.log_level)
     _prepare_database(settings)
+    if not devnet.needs_devnet(settings):
+        _first_start(settings, devnet_mode=False)
+        roles.run(roles.serve(settings, host=host, port=port))
+        return
+    typer.echo("No chains configured: starting a local devnet (two anvil chains, test mode).")
+    with devnet.devnet_settings(settings) as with_devnet:
+        typer.echo(
+            f"Devnet chains written to {devnet.CHAINS_FILE}; pay with `chainpay devnet pay`."
+        )
+        _first_start(with_devnet, devnet_mode=True)
+        roles.run(roles.serve(with_devnet, host=host, port=port))
+
+
+def _first_start(settings: Settings, *, devnet_mode: bool) -> None:
     if settings.is_sqlite and not asyncio.run(bootstrap.has_organizations(settings)):
         typer.echo("Empty database: creating the first organization (as `chainpay init`).")
-        _create("My shop", DEFAULT_OWNER_EMAIL, test_key=False, as_json=False, first=True)
-    roles.run(roles.serve(settings, host=host, port=port))
+        # On the devnet only test chains exist, so the first key is a test key with a dev wallet.
+        _create(
+            "My shop",
+            DEFAULT_OWNER_EMAIL,
+            test_key=devnet_mode,
+            as_json=False,
+            first=True,
+            dev_wallet=devnet_mode,
+        )
+
+
+@app.command()
+def watcher() -> None:
+    """Run only the chain watchers (scale-out role; one active per chain across processes)."""
+    settings = _settings()
+    configure_logging(settings.log_level)
+    _prepare_database(settings)
+    roles.run(roles.watcher(settings))
 
 
 @app.command()

@@ -10,6 +10,9 @@ import structlog
 def configure_logging(level: str) -> None:
     numeric = getattr(logging, level.upper(), logging.INFO)
     logging.basicConfig(level=numeric, format="%(message)s")
+    # Libraries that narrate every request or migration step speak only when something is wrong.
+    for noisy in ("httpx", "httpcore", "alembic", "web3"):
+        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import Coroutine
+from datetime import timedelta
 from typing import Any
 
+import structlog
 import uvicorn
 
 from api.app import create_app
+from chain.watcher import ChainWatcher
+from core.checkout.context import CheckoutContext
 from core.config import Settings
+from core.db import create_engine, create_sessionmaker
+
+log = structlog.get_logger(__name__)
 
 
 def run(main: Coroutine[Any, Any, None]) -> None:
@@ -18,8 +26,7 @@ def run(main: Coroutine[Any, Any, None]) -> None:
         asyncio.run(main)
 
 
-async def api(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
-    """The HTTP API under uvicorn until SIGINT/SIGTERM."""
+def _api_server(settings: Settings, host: str | None, port: int | None) -> uvicorn.Server:
     config = uvicorn.Config(
         create_app(settings),
         host=host or settings.host,
@@ -28,9 +35,59 @@ async def api(settings: Settings, *, host: str | None = None, port: int | None =
         proxy_headers=True,
         server_header=False,
     )
-    await uvicorn.Server(config).serve()
+    return uvicorn.Server(config)
+
+
+async def api(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
+    """The HTTP API under uvicorn until SIGINT/SIGTERM."""
+    await _api_server(settings, host, port).serve()
+
+
+async def run_watchers(settings: Settings, stop: asyncio.Event) -> None:
+    """One watcher task per configured chain with RPC URLs, until `stop` is set."""
+    context = CheckoutContext.from_settings(settings)
+    chains = [c for c in context.registry.chains.values() if c.rpc_urls]
+    if not chains:
+        log.info("watcher_no_chains")
+        await stop.wait()
+        return
+    engine = create_engine(settings.database_url)
+    try:
+        sessionmaker = create_sessionmaker(engine)
+        watchers = [
+            ChainWatcher(
+                chain,
+                sessionmaker,
+                context,
+                poll_interval=settings.watcher_poll_seconds,
+                lease_ttl=timedelta(seconds=settings.watcher_lease_seconds),
+                start_block=settings.watcher_start_block,
+                initial_lookback=settings.watcher_lookback_blocks,
+            )
+            for chain in chains
+        ]
+        log.info("watchers_started", chains=[c.id for c in chains])
+        await asyncio.gather(*(w.run(stop) for w in watchers))
+    finally:
+        await engine.dispose()
+
+
+async def watcher(settings: Settings) -> None:
+    """Only the chain watchers (scale-out role; a lease keeps one active per chain)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run_watchers(settings, stop)
 
 
 async def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
-    """Everything in one asyncio process. Today that is the API; later issues add their tasks here."""
-    await api(settings, host=host, port=port)
+    """Everything in one asyncio process: the API and a watcher per chain."""
+    stop = asyncio.Event()
+    server = _api_server(settings, host, port)
+    watchers = asyncio.create_task(run_watchers(settings, stop))
+    try:
+        await server.serve()
+    finally:
+        stop.set()
+        await watchers

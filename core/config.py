@@ -63,6 +63,20 @@ class Settings(BaseSettings):
     telegram_bot_username: str | None = Field(
         default=None, description="The bot's @username (without @) for t.me links"
     )
+    watcher_poll_seconds: float = Field(
+        default=2.0, gt=0, le=600, description="Pause between idle watcher steps"
+    )
+    watcher_lease_seconds: int = Field(
+        default=15, ge=2, le=3600, description="A dead watcher's chain is taken over after this"
+    )
+    watcher_start_block: int | None = Field(
+        default=None,
+        ge=0,
+        description="First block for a chain never scanned (default: head minus the lookback)",
+    )
+    watcher_lookback_blocks: int = Field(
+        default=1_000, ge=0, description="How far back a first start scans"
+    )
     auto_migrate: bool | None = Field(
         default=None,
         description="Run migrations when `chainpay serve` starts; default: on for SQLite, off for PostgreSQL",

@@ -34,7 +34,9 @@ async def hold_lease(session: AsyncSession, chain_id: int, owner: str, ttl: time
         return False
     try:
         async with session.begin_nested():
-            await session.execute(insert(WatcherLease).values(chain_id=chain_id, owner=owner, expires_at=now + ttl))
+            await session.execute(
+                insert(WatcherLease).values(chain_id=chain_id, owner=owner, expires_at=now + ttl)
+            )
     except IntegrityError:
         return False
     return True
@@ -79,30 +81,43 @@ async def set_head(session: AsyncSession, chain_id: int, number: int, block_hash
 
 async def ledger_desc(session: AsyncSession, chain_id: int) -> Sequence[LedgerBlock]:
     rows = await session.scalars(
-        select(LedgerBlock).where(LedgerBlock.chain_id == chain_id).order_by(LedgerBlock.number.desc())
+        select(LedgerBlock)
+        .where(LedgerBlock.chain_id == chain_id)
+        .order_by(LedgerBlock.number.desc())
     )
     return rows.all()
 
 
 async def ledger_tip(session: AsyncSession, chain_id: int) -> LedgerBlock | None:
     return await session.scalar(
-        select(LedgerBlock).where(LedgerBlock.chain_id == chain_id).order_by(LedgerBlock.number.desc()).limit(1)
+        select(LedgerBlock)
+        .where(LedgerBlock.chain_id == chain_id)
+        .order_by(LedgerBlock.number.desc())
+        .limit(1)
     )
 
 
-async def record_blocks(session: AsyncSession, chain_id: int, blocks: Iterable[tuple[int, str, str]]) -> None:
+async def record_blocks(
+    session: AsyncSession, chain_id: int, blocks: Iterable[tuple[int, str, str]]
+) -> None:
     """Remember (number, hash, parent hash) of scanned unfinal blocks (replacing same heights)."""
     for number, block_hash, parent_hash in blocks:
         existing = await session.get(LedgerBlock, (chain_id, number))
         if existing is None:
-            session.add(LedgerBlock(chain_id=chain_id, number=number, hash=block_hash, parent_hash=parent_hash))
+            session.add(
+                LedgerBlock(
+                    chain_id=chain_id, number=number, hash=block_hash, parent_hash=parent_hash
+                )
+            )
         else:
             existing.hash = block_hash
             existing.parent_hash = parent_hash
     await session.flush()
 
 
-async def forget_blocks(session: AsyncSession, chain_id: int, *, above: int | None = None, through: int | None = None) -> None:
+async def forget_blocks(
+    session: AsyncSession, chain_id: int, *, above: int | None = None, through: int | None = None
+) -> None:
     """Drop ledger rows above a fork point, or at/below the final block (no longer needed)."""
     stmt = delete(LedgerBlock).where(LedgerBlock.chain_id == chain_id)
     if above is not None:
@@ -119,7 +134,9 @@ async def known_addresses(session: AsyncSession, candidates: Iterable[str]) -> s
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         rows = await session.scalars(
-            select(CheckoutSession.deposit_address).where(CheckoutSession.deposit_address.in_(chunk))
+            select(CheckoutSession.deposit_address).where(
+                CheckoutSession.deposit_address.in_(chunk)
+            )
         )
         found.update(rows)
     return found

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -184,4 +183,22 @@ def event_types(database_url: str, session_uuid: str) -> list[str]:
     return asyncio.run(run())
 
 
-_ = Callable
+def test_payment_after_expiry_is_recorded_as_late(box: Api, database_url: str) -> None:
+    """A chain of its own, since the test moves its clock past the session's expiry."""
+    from tests.harness.chains import devnet_or_skip
+
+    for late_net in devnet_or_skip(chains=((31339, 6),)):
+        settings = watcher_settings(database_url, late_net)
+        session = new_session(box, "4")
+        node = late_net.node(31339)
+        node.rpc("evm_setNextBlockTimestamp", [session["expiresAt"] + 120])
+        pay(late_net, 31339, session["depositAddress"], 4_000_000)
+        node.mine(2)
+        drain(settings)
+        view = status_of(box, session)
+        assert view["late"] is True
+        assert view["status"] != "completed"
+        [payment] = box.get("/transaction/payments").json()["items"]
+        assert payment["late"] is True
+        assert payment["amount"] == 4
+        assert "session.late_payment" in event_types(database_url, session["uuid"])

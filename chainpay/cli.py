@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 from pydantic import TypeAdapter, ValidationError
 
-from chainpay import bootstrap, devnet, migrations, roles
+from chainpay import bootstrap, migrations
 from chainpay.logs import configure_logging
 from core.config import Settings
 from core.errors import AppError
@@ -154,6 +154,8 @@ def devnet_run(
     block_time: float = typer.Option(1.0, "--block-time", help="Seconds per block"),
 ) -> None:
     """Run two anvil chains with test stablecoins until Ctrl-C; writes chainpay-devnet.toml."""
+    from chainpay import devnet
+
     if ctx.invoked_subcommand is not None:
         return
     with devnet.devnet_settings(_settings(), block_time=block_time) as settings:
@@ -175,6 +177,8 @@ def devnet_pay(
     ),
 ) -> None:
     """Pay a session from anvil's funded dev account."""
+    from chainpay import devnet
+
     settings = _settings()
     if settings.chains_file is None and devnet.CHAINS_FILE.exists():
         settings = settings.model_copy(update={"chains_file": devnet.CHAINS_FILE.resolve()})
@@ -204,6 +208,8 @@ def serve(
     On the embedded SQLite default, an empty database is migrated and initialized on the first
     start (as `chainpay init` would), and the owner's API key is printed once.
     """
+    from chainpay import devnet, roles  # heavy (web3, uvicorn): imported when used
+
     settings = _settings()
     configure_logging(settings.log_level)
     _prepare_database(settings)
@@ -237,6 +243,8 @@ def _first_start(settings: Settings, *, devnet_mode: bool) -> None:
 @app.command()
 def watcher() -> None:
     """Run only the chain watchers (scale-out role; one active per chain across processes)."""
+    from chainpay import roles
+
     settings = _settings()
     configure_logging(settings.log_level)
     _prepare_database(settings)
@@ -249,6 +257,8 @@ def api(
     port: int | None = typer.Option(None, help="Port (default CHAINPAY_PORT or 8000)"),
 ) -> None:
     """Run only the HTTP API (scale-out role; migrate first with `chainpay migrate`)."""
+    from chainpay import roles
+
     settings = _settings()
     configure_logging(settings.log_level)
     _prepare_database(settings)

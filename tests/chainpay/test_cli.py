@@ -39,13 +39,13 @@ def chainpay(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextmanager
-def serving(cwd: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def serving(cwd: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """`chainpay serve` as a real process until the block ends; yields base URL and process."""
     port = free_port()
     process = subprocess.Popen(
         [*CLI, "serve", "--port", str(port)],
         cwd=cwd,
-        env=clean_env(),
+        env={**clean_env(), **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -73,11 +73,25 @@ def serving(cwd: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
             process.wait()
 
 
+def read_key(process: subprocess.Popen[str]) -> str:
+    """The API key `serve` prints on its first start (it prints it before it serves)."""
+    assert process.stdout is not None
+    seen = []
+    for _ in range(40):
+        line = process.stdout.readline()
+        seen.append(line)
+        if line.strip().startswith(("cp_test_", "cp_live_")):
+            return line.strip()
+    raise AssertionError(f"serve printed no key: {seen}")
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, object]]]:
     init = chainpay(tmp_path, "init", "--json")
     assert init.returncode == 0, init.stderr
-    with serving(tmp_path) as (base, _process):
+    no_chains = tmp_path / "no-chains.toml"
+    no_chains.write_text("# chains configured elsewhere: no devnet\n")
+    with serving(tmp_path, CHAINPAY_CHAINS_FILE=str(no_chains)) as (base, _process):
         yield base, json.loads(init.stdout)
 
 
@@ -98,15 +112,15 @@ def test_init_then_serve_answers_with_the_printed_key(
 def test_serve_on_an_empty_directory_initializes_once_and_prints_the_key(tmp_path: Path) -> None:
     with serving(tmp_path) as (base, process):
         assert process.stdout is not None
-        lines = [process.stdout.readline() for _ in range(5)]
-        keys = [line.strip() for line in lines if line.strip().startswith("cp_live_")]
-        assert len(keys) == 1, lines
-        assert httpx.get(f"{base}/v1/user", headers={"X-API-Key": keys[0]}).status_code == 200
+        # No chains configured: serve runs the devnet, whose chains are test networks.
+        key = read_key(process)
+        assert key.startswith("cp_test_")
+        assert httpx.get(f"{base}/v1/user", headers={"X-API-Key": key}).status_code == 200
     with serving(tmp_path) as (base, process):
         assert process.stdout is not None
         process.terminate()
         process.wait(timeout=15)
-        assert "cp_live_" not in process.stdout.read()
+        assert "cp_test_" not in process.stdout.read()
 
 
 def test_init_refuses_a_second_run_and_org_create_adds_tenants(tmp_path: Path) -> None:
@@ -183,3 +197,33 @@ def test_dev_wallet_is_private_and_set_xpub_refuses_private_keys(
     assert private.exit_code == 1
     assert "private key" in private.output
     assert runner.invoke(app, ["wallet", "set-xpub", anvil_xpub, "--org", "99"]).exit_code == 1
+
+
+@pytest.mark.slow
+def test_serve_without_chains_runs_a_devnet_and_credits_a_payment(tmp_path: Path) -> None:
+    """The newcomer's whole flow: serve (devnet mode), create a session, `devnet pay`, completed."""
+    from tests.harness.chains import require_anvil
+
+    require_anvil()
+    with serving(tmp_path) as (base, process):
+        assert process.stdout is not None
+        key = read_key(process)
+        api = httpx.Client(base_url=base + "/v1", headers={"X-API-Key": key}, timeout=30)
+        created = api.post(
+            "/transaction/session-checkout",
+            json={"productName": "E2E", "description": "d", "price": "2.5"},
+        )
+        assert created.status_code == 200, created.text
+        uuid = created.json()["uuid"]
+        paid = chainpay(tmp_path, "devnet", "pay", uuid, "--chain", "31338")
+        assert paid.returncode == 0, paid.stderr
+        assert paid.stdout.strip().startswith("0x")
+        deadline = time.monotonic() + 60
+        status = ""
+        while time.monotonic() < deadline:
+            status = api.get(f"/transaction/session-checkout/{uuid}").json()["status"]
+            if status == "completed":
+                break
+            time.sleep(0.5)
+        assert status == "completed"
+        assert (tmp_path / "chainpay-dev-wallet.txt").stat().st_mode & 0o777 == 0o600

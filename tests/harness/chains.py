@@ -18,11 +18,16 @@ from tests.harness.databases import require_or_skip
 from tests.harness.factories import test_settings
 
 
-def devnet_or_skip(**kwargs: Any) -> Iterator[Devnet]:
+def require_anvil() -> None:
+    """Skip (fail under CI=true) when anvil cannot be had."""
     try:
         ensure_anvil()
     except (DevnetError, OSError) as exc:
         require_or_skip(f"anvil is not available: {exc}")
+
+
+def devnet_or_skip(**kwargs: Any) -> Iterator[Devnet]:
+    require_anvil()
     with running_devnet(**kwargs) as devnet:
         yield devnet
 

@@ -79,19 +79,26 @@ def final_block_of(chain: Chain, head: int, tagged: int | None) -> int:
 
 @dataclass
 class ChunkSizer:
-    """Adaptive eth_getLogs ranges: grow while results stay small, shrink on refusals."""
+    """Adaptive eth_getLogs ranges: grow while results stay small, shrink on refusals.
+
+    A refused range also lowers the ceiling: a provider's limit does not go away, so the
+    watcher stops probing above it.
+    """
 
     size: int = 500
     minimum: int = 1
     maximum: int = 10_000
     small_result: int = 2_000
+    refusals: int = 0
 
     def grew(self, logs: int) -> None:
         if logs < self.small_result:
             self.size = min(self.maximum, self.size * 2)
 
     def refused(self, suggested: int | None = None) -> None:
+        self.refusals += 1
         self.size = max(self.minimum, suggested if suggested else self.size // 2)
+        self.maximum = max(self.minimum, self.size)
 
 
 def default_owner() -> str:
@@ -110,6 +117,8 @@ class ChainWatcher:
         lease_ttl: timedelta = timedelta(seconds=15),
         start_block: int | None = None,
         initial_lookback: int = 1_000,
+        chunk_blocks: int = 500,
+        max_chunk_blocks: int = 10_000,
         rpc: RpcPool | None = None,
     ) -> None:
         if not chain.rpc_urls and rpc is None:
@@ -123,7 +132,7 @@ class ChainWatcher:
         self.start_block = start_block
         self.initial_lookback = initial_lookback
         self.rpc = rpc or RpcPool(list(chain.rpc_urls))
-        self.sizer = ChunkSizer()
+        self.sizer = ChunkSizer(size=min(chunk_blocks, max_chunk_blocks), maximum=max_chunk_blocks)
         self.tokens = [t.contract for t in chain.tokens]
         self.token_set = {t.contract.lower() for t in chain.tokens}
         self._block_cache: dict[int, dict[str, Any]] = {}

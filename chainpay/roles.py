@@ -63,6 +63,8 @@ async def run_watchers(settings: Settings, stop: asyncio.Event) -> None:
                 lease_ttl=timedelta(seconds=settings.watcher_lease_seconds),
                 start_block=settings.watcher_start_block,
                 initial_lookback=settings.watcher_lookback_blocks,
+                chunk_blocks=settings.watcher_chunk_blocks,
+                max_chunk_blocks=settings.watcher_max_chunk_blocks,
             )
             for chain in chains
         ]

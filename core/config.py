@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         ge=0,
         description="First block for a chain never scanned (default: head minus the lookback)",
     )
+    watcher_chunk_blocks: int = Field(
+        default=500, ge=1, le=100_000, description="First eth_getLogs range (it adapts)"
+    )
+    watcher_max_chunk_blocks: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="Largest eth_getLogs range"
+    )
     watcher_lookback_blocks: int = Field(
         default=1_000, ge=0, description="How far back a first start scans"
     )

@@ -172,7 +172,10 @@ def deploy_token(
     if address is None:
         raise DevnetError("token deployment produced no contract")
     token = token_contract(w3, address)
-    token.functions.mint(DEV_ACCOUNT, 10**12 * 10**decimals).transact({"from": DEV_ACCOUNT})
+    minted = token.functions.mint(DEV_ACCOUNT, 10**12 * 10**decimals).transact(
+        {"from": DEV_ACCOUNT}
+    )
+    w3.eth.wait_for_transaction_receipt(minted, timeout=30)
     return str(address)
 
 

@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from eth_utils import to_checksum_address
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chain.rpc import RangeTooLarge, RpcError, RpcPool
@@ -136,6 +135,8 @@ class ChainWatcher:
         self.tokens = [t.contract for t in chain.tokens]
         self.token_set = {t.contract.lower() for t in chain.tokens}
         self._block_cache: dict[int, dict[str, Any]] = {}
+        self._addresses: set[str] = set()  # every deposit address, lower-case
+        self._address_cursor = 0
         self._last_expiry = 0.0
         self.active = False
 
@@ -230,16 +231,21 @@ class ChainWatcher:
             return True
         self.sizer.grew(len(raw_logs))
 
-        decoded = [
-            d
-            for d in (decode_transfer(raw) for raw in raw_logs)
-            if d and d.token in self.token_set and d.amount > 0
-        ]
-        async with self.sessionmaker() as session:
-            ours = await chainstate.known_addresses(
-                session, {to_checksum_address(d.to_address) for d in decoded}
-            )
-        matched = [d for d in decoded if to_checksum_address(d.to_address) in ours]
+        await self._refresh_addresses()
+        addresses = self._addresses
+        # Hot path: a set lookup on the raw topic before anything else is decoded.
+        matched = []
+        for raw in raw_logs:
+            topics = raw.get("topics")
+            if (
+                not topics
+                or len(topics) != 3
+                or ("0x" + str(topics[2])[-40:]).lower() not in addresses
+            ):
+                continue
+            decoded = decode_transfer(raw)
+            if decoded is not None and decoded.token in self.token_set and decoded.amount > 0:
+                matched.append(decoded)
 
         # Unfinal heights of this range go into the ledger; their logs must agree with it.
         unfinal_from = max(start, final + 1)
@@ -283,6 +289,20 @@ class ChainWatcher:
             )
         await self._commit(head, head_block, final, end, transfers=transfers, blocks=blocks)
         return end < head
+
+    async def warm_up(self) -> int:
+        """Load every deposit address now (otherwise the first step does it). Returns how many."""
+        await self._refresh_addresses()
+        return len(self._addresses)
+
+    async def _refresh_addresses(self) -> None:
+        async with self.sessionmaker() as session:
+            while True:
+                rows = await chainstate.deposit_addresses_since(session, self._address_cursor)
+                if not rows:
+                    return
+                self._addresses.update(address.lower() for _, address in rows)
+                self._address_cursor = rows[-1][0]
 
     async def _find_fork(self, ledger: list[Any]) -> int | None:
         """None when the ledger's tip is still canonical, else the last common height."""

@@ -127,16 +127,18 @@ async def forget_blocks(
     await session.execute(stmt)
 
 
-async def known_addresses(session: AsyncSession, candidates: Iterable[str]) -> set[str]:
-    """Which of these (checksummed) addresses belong to a session, open or not (late money counts)."""
-    wanted = list(set(candidates))
-    found: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        rows = await session.scalars(
-            select(CheckoutSession.deposit_address).where(
-                CheckoutSession.deposit_address.in_(chunk)
-            )
-        )
-        found.update(rows)
-    return found
+async def deposit_addresses_since(
+    session: AsyncSession, after_id: int, *, limit: int = 50_000
+) -> Sequence[tuple[int, str]]:
+    """(session id, deposit address) of sessions made after `after_id`, oldest first.
+
+    Deposit addresses are never changed or removed, so a watcher keeps them all in memory and
+    only asks for the new ones each step: matching a log is then a set lookup.
+    """
+    rows = await session.execute(
+        select(CheckoutSession.id, CheckoutSession.deposit_address)
+        .where(CheckoutSession.id > after_id)
+        .order_by(CheckoutSession.id)
+        .limit(limit)
+    )
+    return [(int(r[0]), str(r[1])) for r in rows]

@@ -1,8 +1,8 @@
-"""payments side: wallets, sessions, payments, subscriptions, events, chain state
+"""payments side
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-23 18:10:03.538194+00:00
+Create Date: 2026-11-23 18:40:29.307078+00:00
 """
 
 from __future__ import annotations

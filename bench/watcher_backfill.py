@@ -1,0 +1,351 @@
+"""Benchmark: the watcher's backfill against a plain eth_getLogs fetch, and detection latency.
+
+    python bench/watcher_backfill.py [--database-url URL] [--logs 20000] [--open 100000]
+
+(a) baseline: one eth_getLogs over the range with httpx + JSON parse, nothing else;
+(b) the watcher's full scan of the same range: fetch, decode, match against the open deposit
+    addresses, persist the payments (with sessions, events, cursor) in its transactions.
+Prints logs/s for both and b/a (goal >= 0.5). Then the detection latency on a devnet with 1 s
+blocks: from the block that makes a payment final appearing, to its session `completed` in the
+database (p50, p99 over --payments payments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import secrets
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+from eth_utils import to_checksum_address
+from sqlalchemy import insert, select
+from web3 import Web3
+
+from chain.devnet import DEV_ACCOUNT, running_devnet, token_contract, transfer
+from chain.watcher import TRANSFER_TOPIC, ChainWatcher
+from chainpay.bootstrap import create_organization
+from chainpay.migrations import upgrade
+from core.chains import ChainConfig, TokenConfig
+from core.checkout.context import CheckoutContext
+from core.config import Settings
+from core.db import create_engine, create_sessionmaker, transaction
+from core.models import CheckoutSession, DepositAddress
+from core.wallet import service as wallet_service
+from core.wallet.derivation import account_xpub_from_mnemonic, generate_dev_mnemonic
+
+CHAIN = 31337
+
+
+def settings_for(database_url: str, rpc_url: str, token: str, confirmations: int = 2) -> Settings:
+    chain = ChainConfig(
+        id=CHAIN,
+        rpc_urls=(rpc_url,),
+        confirmations=confirmations,
+        test=True,
+        tokens=(TokenConfig(symbol="USDT", contract=token, decimals=6),),
+    )
+    return Settings(database_url=database_url, chains=[chain])
+
+
+async def open_sessions(database_url: str, count: int) -> list[str]:
+    """`count` open sessions with random deposit addresses, inserted in bulk."""
+    created = await create_organization(
+        Settings(database_url=database_url),
+        name="Bench",
+        owner_email=f"bench-{secrets.token_hex(4)}@shop.example",
+        test_key=True,
+        first=False,
+    )
+    engine = create_engine(database_url)
+    addresses = [to_checksum_address("0x" + secrets.token_hex(20)) for _ in range(count)]
+    try:
+        async with transaction(create_sessionmaker(engine)) as session:
+            await wallet_service.set_xpub(
+                session,
+                created.organization_id,
+                account_xpub_from_mnemonic(generate_dev_mnemonic()),
+            )
+            now = datetime.now(UTC)
+            for start in range(0, count, 5000):
+                chunk = addresses[start : start + 5000]
+                ids = []
+                for offset, address in enumerate(chunk):
+                    ids.append(
+                        {
+                            "organization_id": created.organization_id,
+                            "address": address,
+                            "xpub_fingerprint": "bench",
+                            "derivation_index": start + offset,
+                        }
+                    )
+                await session.execute(insert(DepositAddress), ids)
+                rows = (
+                    await session.execute(
+                        select(DepositAddress.id, DepositAddress.address).where(
+                            DepositAddress.address.in_(chunk)
+                        )
+                    )
+                ).all()
+                await session.execute(
+                    insert(CheckoutSession),
+                    [
+                        {
+                            "uuid": secrets.token_hex(16),
+                            "organization_id": created.organization_id,
+                            "test": True,
+                            "kind": "payment",
+                            "product_name": "Bench",
+                            "description": "bench",
+                            "price_usd": Decimal("1"),
+                            "deposit_address_id": row_id,
+                            "deposit_address": address,
+                            "bot_token": secrets.token_urlsafe(24),
+                            "status": "created",
+                            "underpaid": False,
+                            "overpaid": False,
+                            "late": False,
+                            "other_token": False,
+                            "paid_usd": Decimal(0),
+                            "expires_at": now + timedelta(days=1),
+                            "source": "api",
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for row_id, address in rows
+                    ],
+                )
+    finally:
+        await engine.dispose()
+    return addresses
+
+
+def make_logs(
+    rpc_url: str, token: str, targets: list[str], total: int, per_tx: int = 250
+) -> tuple[int, int]:
+    """`total` Transfer logs via batchTransfer; `targets` receive one each, the rest go elsewhere."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url))
+    contract = token_contract(w3, token)
+    recipients = list(targets) + [
+        to_checksum_address("0x" + secrets.token_hex(20)) for _ in range(total - len(targets))
+    ]
+    recipients.sort(key=lambda _: secrets.randbits(32))
+    first = w3.eth.block_number + 1
+    for start in range(0, total, per_tx):
+        batch = recipients[start : start + per_tx]
+        tx = contract.functions.batchTransfer(batch, [1_000_000] * len(batch)).transact(
+            {"from": DEV_ACCOUNT, "gas": 29_000_000}
+        )
+        w3.eth.wait_for_transaction_receipt(tx)
+    return first, w3.eth.block_number
+
+
+async def baseline(rpc_url: str, token: str, first: int, last: int) -> tuple[int, float]:
+    async with httpx.AsyncClient(timeout=120) as client:
+        started = time.perf_counter()
+        response = await client.post(
+            rpc_url,
+            json={
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "eth_getLogs",
+                "params": [
+                    {
+                        "fromBlock": hex(first),
+                        "toBlock": hex(last),
+                        "address": [token],
+                        "topics": [TRANSFER_TOPIC],
+                    }
+                ],
+            },
+        )
+        logs = response.json()["result"]
+        return len(logs), time.perf_counter() - started
+
+
+async def watcher_scan(settings: Settings, first: int, last: int) -> float:
+    engine = create_engine(settings.database_url)
+    try:
+        context = CheckoutContext.from_settings(settings)
+        watcher = ChainWatcher(
+            context.registry.chains[CHAIN],
+            create_sessionmaker(engine),
+            context,
+            start_block=first,
+            chunk_blocks=last - first + 1,
+            max_chunk_blocks=10_000,
+        )
+        loading = time.perf_counter()
+        loaded = await watcher.warm_up()
+        print(
+            f"watcher loaded {loaded} deposit addresses in {time.perf_counter() - loading:.3f} s (once per process)"
+        )
+        started = time.perf_counter()
+        while await watcher.step():
+            pass
+        elapsed = time.perf_counter() - started
+        await watcher.close()
+        return elapsed
+    finally:
+        await engine.dispose()
+
+
+async def latency(database_url: str, payments: int) -> list[float]:
+    with running_devnet(((CHAIN, 6),), block_time=1) as devnet:
+        node = devnet.node(CHAIN)
+        token = devnet.tokens[CHAIN][0]
+        settings = settings_for(database_url, node.rpc_url, token, confirmations=2)
+        addresses = await open_sessions(database_url, payments)
+        engine = create_engine(database_url)
+        stop = asyncio.Event()
+        context = CheckoutContext.from_settings(settings)
+        start_block = int(node.rpc("eth_blockNumber"), 16)
+        watcher = ChainWatcher(
+            context.registry.chains[CHAIN],
+            create_sessionmaker(engine),
+            context,
+            start_block=start_block,
+            poll_interval=0.1,
+            owner=f"bench-{secrets.token_hex(3)}",
+        )
+        task = asyncio.create_task(watcher.run(stop))
+        receipts: dict[str, int] = {}
+        w3 = Web3(Web3.HTTPProvider(node.rpc_url))
+        for i, address in enumerate(addresses):
+            tx = transfer(node.rpc_url, token, address, 1_000_000, wait=False)
+            receipts[address] = 0
+            if i % 5 == 4:
+                await asyncio.sleep(1.0)  # about five payments per block
+            _ = tx
+        appeared: dict[int, float] = {}
+        done: dict[str, float] = {}
+
+        async def watch_blocks() -> None:
+            # When each block appears, seen every 10 ms (the reference clock for latency).
+            async with httpx.AsyncClient(timeout=5) as client:
+                while not stop.is_set():
+                    body = (
+                        await client.post(
+                            node.rpc_url,
+                            json={
+                                "jsonrpc": "2.0",
+                                "id": 1,
+                                "method": "eth_blockNumber",
+                                "params": [],
+                            },
+                        )
+                    ).json()
+                    head = int(body["result"], 16)
+                    now = time.time()
+                    for number in range(max(appeared, default=start_block) + 1, head + 1):
+                        appeared[number] = now
+                    await asyncio.sleep(0.01)
+
+        blocks_task = asyncio.create_task(watch_blocks())
+        deadline = time.monotonic() + 120
+        sessionmaker = create_sessionmaker(engine)
+        while len(done) < len(addresses) and time.monotonic() < deadline:
+            async with sessionmaker() as session:
+                rows = (
+                    await session.execute(
+                        select(CheckoutSession.deposit_address, CheckoutSession.completed_at).where(
+                            CheckoutSession.deposit_address.in_(
+                                [a for a in addresses if a not in done]
+                            ),
+                            CheckoutSession.status == "completed",
+                        )
+                    )
+                ).all()
+            for address, completed_at in rows:
+                done[address] = completed_at.timestamp()
+            await asyncio.sleep(0.2)
+        stop.set()
+        await task
+        await blocks_task
+        samples = []
+        for address in addresses:
+            logs = w3.eth.get_logs(
+                {
+                    "fromBlock": start_block,
+                    "toBlock": "latest",
+                    "address": token,
+                    "topics": [TRANSFER_TOPIC, None, "0x" + "00" * 12 + address[2:].lower()],
+                }
+            )
+            if not logs or address not in done:
+                continue
+            final_block = logs[0]["blockNumber"] + 2 - 1
+            if final_block in appeared:
+                samples.append(done[address] - appeared[final_block])
+        await engine.dispose()
+        return samples
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--logs", type=int, default=20_000)
+    parser.add_argument("--open", type=int, default=100_000)
+    parser.add_argument("--matching", type=int, default=200, help="logs that pay an open session")
+    parser.add_argument("--payments", type=int, default=100)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp())
+    database_url = args.database_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+    await asyncio.to_thread(upgrade, database_url)
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {database_url.split(':')[0]}"
+    )
+
+    with running_devnet(((CHAIN, 6),)) as devnet:
+        node = devnet.node(CHAIN)
+        token = devnet.tokens[CHAIN][0]
+        t0 = time.perf_counter()
+        open_addresses = await open_sessions(database_url, args.open)
+        print(f"opened {len(open_addresses)} sessions in {time.perf_counter() - t0:.1f} s")
+        t0 = time.perf_counter()
+        first, last = make_logs(node.rpc_url, token, open_addresses[: args.matching], args.logs)
+        print(
+            f"made {args.logs} transfer logs in blocks {first}..{last} in {time.perf_counter() - t0:.1f} s"
+        )
+        settings = settings_for(database_url, node.rpc_url, token, confirmations=1)
+        counts, base_times = [], []
+        for _ in range(3):
+            n, elapsed = await baseline(node.rpc_url, token, first, last)
+            counts.append(n)
+            base_times.append(elapsed)
+        n = counts[0]
+        a = n / min(base_times)
+        scan = await watcher_scan(settings, first, last)
+        b = n / scan
+        print(
+            f"(a) plain eth_getLogs + JSON parse: {n} logs in {min(base_times):.3f} s = {a:,.0f} logs/s"
+        )
+        print(
+            f"(b) watcher full scan ({args.matching} matching, {args.open} open addresses): {scan:.3f} s = {b:,.0f} logs/s"
+        )
+        print(f"b/a = {b / a:.2f}  (goal >= 0.5)")
+
+    latency_url = (
+        database_url if args.database_url else f"sqlite+aiosqlite:///{workdir / 'latency.db'}"
+    )
+    if args.database_url is None:
+        await asyncio.to_thread(upgrade, latency_url)
+    samples = await latency(latency_url, args.payments)
+    if samples:
+        samples.sort()
+        p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+        print(
+            f"detection latency over {len(samples)} payments (1 s blocks, 2 confirmations): "
+            f"p50 {statistics.median(samples):.3f} s, p99 {p99:.3f} s"
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

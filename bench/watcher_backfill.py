@@ -216,14 +216,6 @@ async def latency(database_url: str, payments: int) -> list[float]:
             owner=f"bench-{secrets.token_hex(3)}",
         )
         task = asyncio.create_task(watcher.run(stop))
-        receipts: dict[str, int] = {}
-        w3 = Web3(Web3.HTTPProvider(node.rpc_url))
-        for i, address in enumerate(addresses):
-            tx = transfer(node.rpc_url, token, address, 1_000_000, wait=False)
-            receipts[address] = 0
-            if i % 5 == 4:
-                await asyncio.sleep(1.0)  # about five payments per block
-            _ = tx
         appeared: dict[int, float] = {}
         done: dict[str, float] = {}
 
@@ -249,6 +241,14 @@ async def latency(database_url: str, payments: int) -> list[float]:
                     await asyncio.sleep(0.01)
 
         blocks_task = asyncio.create_task(watch_blocks())
+        receipts: dict[str, int] = {}
+        w3 = Web3(Web3.HTTPProvider(node.rpc_url))
+        for i, address in enumerate(addresses):
+            tx = transfer(node.rpc_url, token, address, 1_000_000, wait=False)
+            receipts[address] = 0
+            if i % 5 == 4:
+                await asyncio.sleep(1.0)  # about five payments per block
+            _ = tx
         deadline = time.monotonic() + 120
         sessionmaker = create_sessionmaker(engine)
         while len(done) < len(addresses) and time.monotonic() < deadline:

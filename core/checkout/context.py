@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
@@ -17,6 +17,8 @@ class CheckoutContext:
     tolerance_usd: Decimal
     public_url: str
     bot_username: str | None
+    # (chain id, lower-case contract) -> Currency id; ids never change once assigned.
+    currency_ids: dict[tuple[int, str], int] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CheckoutContext:

@@ -44,6 +44,6 @@ async def emit(
         payment_id=payment_id,
         payload=canonical_json(data),
     )
+    # Not flushed here: events are written with the rest of the step's unit of work.
     session.add(event)
-    await session.flush()
     return event

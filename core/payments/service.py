@@ -66,7 +66,7 @@ async def apply_transfer(
     )
     if checkout is None or checkout.test != chain.test:
         return None  # not ours, or a live address paid on a test network (or back): not money
-    currency = await _currency(session, context, chain.id, token.contract)
+    currency_id = await _currency_id(session, context, chain.id, token.contract)
     payment = await session.scalar(
         select(Payment).where(
             Payment.chain_id == transfer.chain_id,
@@ -86,7 +86,7 @@ async def apply_transfer(
             test=checkout.test,
             session_id=checkout.id,
             subscription_id=subscription.id if subscription is not None else None,
-            currency_id=currency.id,
+            currency_id=currency_id,
             chain_id=transfer.chain_id,
             tx_hash=transfer.tx_hash.lower(),
             log_index=transfer.log_index,
@@ -126,17 +126,17 @@ async def apply_transfer(
     return payment
 
 
-async def _currency(
+async def _currency_id(
     session: AsyncSession, context: CheckoutContext, chain_id: int, contract: str
-) -> Currency:
-    currencies = await checkout_service.currencies_by_token(session)
-    currency = currencies.get((chain_id, contract.lower()))
-    if currency is None:
-        await checkout_service.sync_currencies(session, context)
-        currency = (await checkout_service.currencies_by_token(session))[
-            (chain_id, contract.lower())
-        ]
-    return currency
+) -> int:
+    key = (chain_id, contract.lower())
+    if key not in context.currency_ids:
+        currencies = await checkout_service.currencies_by_token(session)
+        if key not in currencies:
+            await checkout_service.sync_currencies(session, context)
+            currencies = await checkout_service.currencies_by_token(session)
+        context.currency_ids.update({k: c.id for k, c in currencies.items()})
+    return context.currency_ids[key]
 
 
 async def confirm_through(

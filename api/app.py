@@ -43,9 +43,12 @@ DESCRIPTION = (
 
 
 def create_app(
-    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession] | None = None
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    checkout_context: CheckoutContext | None = None,
 ) -> FastAPI:
-    """Build the app. Without a sessionmaker it opens (and closes) its own engine."""
+    """Build the app. Without a sessionmaker it opens (and closes) its own engine; without a
+    checkout context it makes one from the settings (no contract reads, no getMe)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,7 +75,7 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.settings = settings
-    app.state.checkout_context = CheckoutContext.from_settings(settings)
+    app.state.checkout_context = checkout_context or CheckoutContext.from_settings(settings)
     install_error_handlers(app)
     app.include_router(health.router)
     for module in (products, users, api_keys, customers, wallet, sessions, payments):

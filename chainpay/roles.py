@@ -14,6 +14,7 @@ import uvicorn
 
 from api.app import create_app
 from chain.watcher import ChainWatcher
+from chainpay import startup
 from core.checkout.context import CheckoutContext
 from core.config import Settings
 from core.db import create_engine, create_sessionmaker
@@ -26,9 +27,11 @@ def run(main: Coroutine[Any, Any, None]) -> None:
         asyncio.run(main)
 
 
-def _api_server(settings: Settings, host: str | None, port: int | None) -> uvicorn.Server:
+def _api_server(
+    settings: Settings, context: CheckoutContext, host: str | None, port: int | None
+) -> uvicorn.Server:
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, checkout_context=context),
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level,
@@ -40,12 +43,15 @@ def _api_server(settings: Settings, host: str | None, port: int | None) -> uvico
 
 async def api(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
     """The HTTP API under uvicorn until SIGINT/SIGTERM."""
-    await _api_server(settings, host, port).serve()
+    context = await startup.checkout_context(settings)
+    await _api_server(settings, context, host, port).serve()
 
 
-async def run_watchers(settings: Settings, stop: asyncio.Event) -> None:
+async def run_watchers(
+    settings: Settings, stop: asyncio.Event, context: CheckoutContext | None = None
+) -> None:
     """One watcher task per configured chain with RPC URLs, until `stop` is set."""
-    context = CheckoutContext.from_settings(settings)
+    context = context or await startup.checkout_context(settings)
     chains = [c for c in context.registry.chains.values() if c.rpc_urls]
     if not chains:
         log.info("watcher_no_chains")
@@ -86,8 +92,9 @@ async def watcher(settings: Settings) -> None:
 async def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
     """Everything in one asyncio process: the API and a watcher per chain."""
     stop = asyncio.Event()
-    server = _api_server(settings, host, port)
-    watchers = asyncio.create_task(run_watchers(settings, stop))
+    context = await startup.checkout_context(settings)
+    server = _api_server(settings, context, host, port)
+    watchers = asyncio.create_task(run_watchers(settings, stop, context))
     try:
         await server.serve()
     finally:

@@ -7,6 +7,7 @@ For well-known chains the tokens come from `core.known_tokens`, so `id` and `rpc
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -112,8 +113,12 @@ class ChainRegistry:
         self.chains = {c.id: c for c in chains}
 
     @classmethod
-    def from_config(cls, configs: list[ChainConfig]) -> ChainRegistry:
-        return cls([_resolve(config) for config in configs])
+    def from_config(
+        cls, configs: list[ChainConfig], decimals: Mapping[tuple[int, str], int] | None = None
+    ) -> ChainRegistry:
+        """`decimals` fills in tokens configured without them ((chain id, lower contract) -> n),
+        as read from the contracts at start-up."""
+        return cls([_resolve(config, decimals or {}) for config in configs])
 
     def get(self, chain_id: int) -> Chain | None:
         return self.chains.get(chain_id)
@@ -129,7 +134,7 @@ class ChainRegistry:
         ]
 
 
-def _resolve(config: ChainConfig) -> Chain:
+def _resolve(config: ChainConfig, read_decimals: Mapping[tuple[int, str], int]) -> Chain:
     known = KNOWN_CHAINS.get(config.id)
     if config.tokens is not None:
         token_configs = list(config.tokens)
@@ -155,6 +160,8 @@ def _resolve(config: ChainConfig) -> Chain:
                 )
             peg = Decimal(1)
         decimals = token.decimals
+        if decimals is None:
+            decimals = read_decimals.get((config.id, token.contract.lower()))
         if decimals is None:
             known_decimals = [
                 t["decimals"]
@@ -188,3 +195,15 @@ def load_chain_configs(path: Path) -> list[ChainConfig]:
     with path.open("rb") as handle:
         data = tomllib.load(handle)
     return [ChainConfig.model_validate(item) for item in data.get("chains", [])]
+
+
+def tokens_without_decimals(configs: list[ChainConfig]) -> list[tuple[ChainConfig, TokenConfig]]:
+    """Configured tokens whose decimals must be read from the contract (not given, not well-known)."""
+    missing = []
+    for config in configs:
+        known = KNOWN_CHAINS.get(config.id)
+        known_contracts = {t["contract"].lower() for t in known["tokens"]} if known else set()
+        for token in config.tokens or ():
+            if token.decimals is None and token.contract.lower() not in known_contracts:
+                missing.append((config, token))
+    return missing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -61,7 +62,14 @@ class Settings(BaseSettings):
         default=Decimal(0), ge=0, description="A session counts as paid when short by at most this"
     )
     telegram_bot_username: str | None = Field(
-        default=None, description="The bot's @username (without @) for t.me links"
+        default=None,
+        description="The bot's @username (without @) for t.me links; else asked with getMe",
+    )
+    telegram_bot_token: str | None = Field(
+        default=None, description="The bot's token from @BotFather"
+    )
+    telegram_api_url: str = Field(
+        default="https://api.telegram.org", description="Bot API server (a local one in tests)"
     )
     watcher_poll_seconds: float = Field(
         default=2.0, gt=0, le=600, description="Pause between idle watcher steps"
@@ -93,13 +101,18 @@ class Settings(BaseSettings):
     def _strip_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
-    def chain_registry(self) -> ChainRegistry:
+    def chain_configs(self) -> list[ChainConfig]:
         """Chains from the settings plus those of `chains_file` (the file's win on the same id)."""
         configs = {c.id: c for c in self.chains}
         if self.chains_file is not None:
             for config in load_chain_configs(self.chains_file):
                 configs[config.id] = config
-        return ChainRegistry.from_config(list(configs.values()))
+        return list(configs.values())
+
+    def chain_registry(
+        self, decimals: Mapping[tuple[int, str], int] | None = None
+    ) -> ChainRegistry:
+        return ChainRegistry.from_config(self.chain_configs(), decimals)
 
     @property
     def is_sqlite(self) -> bool:

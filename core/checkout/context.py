@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -21,13 +22,20 @@ class CheckoutContext:
     currency_ids: dict[tuple[int, str], int] = field(default_factory=dict, compare=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> CheckoutContext:
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        decimals: Mapping[tuple[int, str], int] | None = None,
+        bot_username: str | None = None,
+    ) -> CheckoutContext:
+        """`decimals` and `bot_username` are what start-up learned from the chains and getMe."""
         return cls(
-            registry=settings.chain_registry(),
+            registry=settings.chain_registry(decimals),
             lifetime=timedelta(minutes=settings.session_lifetime_minutes),
             tolerance_usd=settings.underpayment_tolerance_usd,
             public_url=settings.public_url,
-            bot_username=(settings.telegram_bot_username or "").lstrip("@") or None,
+            bot_username=(settings.telegram_bot_username or bot_username or "").lstrip("@") or None,
         )
 
     def link(self, uuid: str) -> str:

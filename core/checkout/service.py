@@ -427,3 +427,24 @@ def invoice_view(context: CheckoutContext, checkout: CheckoutSession) -> Invoice
         period=period,
         link=context.link(checkout.uuid),
     )
+
+
+# --- token decimals read from contracts, cached with the currencies -----------------------------
+
+
+async def cached_decimals(session: AsyncSession) -> dict[tuple[int, str], int]:
+    rows = await session.scalars(select(Currency))
+    return {(c.chain_id, c.contract.lower()): c.decimals for c in rows}
+
+
+async def remember_decimals(
+    session: AsyncSession, *, chain_id: int, contract: str, symbol: str, decimals: int, test: bool
+) -> None:
+    """Keep what a contract's decimals() answered, so later starts need no RPC for it."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(Currency)
+        .values(chain_id=chain_id, contract=contract, symbol=symbol, decimals=decimals, test=test)
+        .on_conflict_do_nothing(index_elements=["chain_id", "contract"])
+    )

@@ -31,6 +31,9 @@ class Subscription(Base):
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
     telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    # Who started a trial when there is no Telegram id (one trial per person and product).
+    trial_email: Mapped[str | None] = mapped_column(String(320))
+    trial_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # trial, active, past_due, cancelled, expired
     status: Mapped[str] = mapped_column(String(20))
     price_usd: Mapped[Decimal] = mapped_column(ExactDecimal)

@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.checkout import service as checkout_service
 from core.checkout.schemas import CurrencyOut, TransactionStatusOut
-from core.checkout.state import SessionStatus
+from core.checkout.state import OPEN_STATUSES, SessionStatus
 from core.errors import Conflict, InvalidInput, NotFound
 from core.events import service as events_service
 from core.models import CheckoutSession, Currency, Customer, Payment, Subscription
@@ -96,11 +96,24 @@ async def settle(
         )
     for payment in payments:
         payment.subscription_id = subscription.id
+    if subscription.status == SubscriptionStatus.TRIAL.value and payments:
+        # The first payment after (or during) a trial: the payer, chain and token become known.
+        first = payments[0]
+        subscription.status = SubscriptionStatus.ACTIVE.value
+        subscription.payer_address = first.from_address
+        subscription.chain_id = first.chain_id
+        subscription.currency_id = first.currency_id
+        subscription.token_symbol = first.token_symbol
+        subscription.first_tx_hash = first.tx_hash
+        subscription.periods_paid = 0
     total = sum((p.amount_usd for p in payments), Decimal(0))
-    periods = max(1, int(total // subscription.price_usd)) if subscription.price_usd > 0 else 1
+    periods = int(total // subscription.price_usd) if subscription.price_usd > 0 else 0
+    if subscription.trial_ends_at is None:
+        periods = max(1, periods)
     if periods > subscription.periods_paid:
         subscription.periods_paid = periods
-        subscription.current_period_end = subscription.created_at + timedelta(
+        start = subscription.trial_ends_at or subscription.created_at
+        subscription.current_period_end = start + timedelta(
             seconds=subscription.frequency_seconds * periods
         )
         subscription.last_billing_at = now
@@ -120,6 +133,89 @@ async def settle(
             subscription_id=subscription.id,
         )
     await session.flush()
+    return subscription
+
+
+async def start_trial(
+    session: AsyncSession,
+    checkout: CheckoutSession,
+    *,
+    telegram_user_id: int | None = None,
+    email: str | None = None,
+) -> Subscription:
+    """Start a session's free trial for a payer (the bot and the checkout page call this).
+
+    The subscription begins in `trial` without a payment; its payer address, chain, token and
+    tx stay empty until the first payment. One trial per Telegram user or email per product.
+    """
+    if checkout.kind != "subscription" or not checkout.trial_seconds:
+        raise Conflict("This session offers no trial", param="uuid", code="no_trial")
+    if telegram_user_id is None and not email:
+        raise InvalidInput("A trial needs the payer's Telegram id or email", param="telegramUserId")
+    if (
+        await session.scalar(select(Subscription.id).where(Subscription.session_id == checkout.id))
+        is not None
+    ):
+        raise Conflict(
+            "This session already has its subscription", param="uuid", code="subscription_exists"
+        )
+    now = utcnow()
+    if SessionStatus(checkout.status) not in OPEN_STATUSES or checkout.expires_at <= now:
+        raise Conflict("This session is no longer open", param="uuid", code="session_not_open")
+    assert checkout.product_id is not None
+    assert checkout.frequency_seconds is not None
+    same_person = []
+    if telegram_user_id is not None:
+        same_person.append(Subscription.telegram_user_id == telegram_user_id)
+    if email:
+        same_person.append(Subscription.trial_email == email.lower())
+    earlier = await session.scalar(
+        select(Subscription.id).where(
+            Subscription.organization_id == checkout.organization_id,
+            Subscription.product_id == checkout.product_id,
+            Subscription.trial_ends_at.is_not(None),
+            or_(*same_person),
+        )
+    )
+    if earlier is not None:
+        raise Conflict(
+            "This payer already had a trial of this product",
+            param="telegramUserId",
+            code="trial_used",
+        )
+    trial_end = now + timedelta(seconds=checkout.trial_seconds)
+    subscription = Subscription(
+        organization_id=checkout.organization_id,
+        created_by_user_id=checkout.created_by_user_id,
+        test=checkout.test,
+        session_id=checkout.id,
+        product_id=checkout.product_id,
+        customer_id=checkout.customer_id,
+        telegram_user_id=telegram_user_id,
+        trial_email=email.lower() if email else None,
+        status=SubscriptionStatus.TRIAL.value,
+        price_usd=checkout.price_usd,
+        frequency_seconds=checkout.frequency_seconds,
+        min_periods=checkout.min_periods,
+        periods_paid=0,
+        deposit_address=checkout.deposit_address,
+        trial_ends_at=trial_end,
+        current_period_end=trial_end,
+        created_at=now,
+    )
+    session.add(subscription)
+    if telegram_user_id is not None and checkout.telegram_user_id is None:
+        checkout.telegram_user_id = telegram_user_id
+    await session.flush()
+    await events_service.emit(
+        session,
+        organization_id=subscription.organization_id,
+        test=subscription.test,
+        type="subscription.created",
+        data=_event_data(subscription, checkout),
+        session_id=checkout.id,
+        subscription_id=subscription.id,
+    )
     return subscription
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-23 18:40:29.307078+00:00
+Create Date: 2026-11-23 18:48:16.178978+00:00
 """
 
 from __future__ import annotations
@@ -275,6 +275,8 @@ def upgrade() -> None:
             "customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
         ),
         sa.Column("telegram_user_id", sa.BigInteger(), nullable=True),
+        sa.Column("trial_email", sa.String(length=320), nullable=True),
+        sa.Column("trial_ends_at", core.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("price_usd", core.models.base.ExactDecimal(), nullable=False),
         sa.Column("frequency_seconds", sa.BigInteger(), nullable=False),

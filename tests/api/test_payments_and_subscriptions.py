@@ -291,3 +291,54 @@ def test_payments_pagination_walks_each_payment_once(
             break
     assert len(seen) == 7
     assert set(seen) == made
+
+
+def test_trial_starts_without_payment_and_the_first_payment_activates_it(
+    sandbox: tuple[Api, str], sdk: Callable[[str], QBitFlow], database_url: str
+) -> None:
+    from core.errors import Conflict
+    from tests.harness.factories import start_trial
+
+    api, key = sandbox
+    client = sdk(key)
+    product = make_product(api, price="5")
+    link = client.subscriptions.create_session(
+        product_id=product["id"],
+        frequency=Duration(value=30, unit="days"),
+        trial_period=Duration(value=7, unit="days"),
+    )
+    sub_uuid = start_trial(database_url, link.uuid, telegram_user_id=777)
+    trial = client.subscriptions.get(sub_uuid)
+    assert trial.subscription_status.value == "trial"
+    assert trial.from_ == ""
+    assert trial.currency_id == 0
+    assert (
+        6.9 * 86_400
+        < (trial.next_billing_date - trial.created_at).total_seconds()
+        <= 7 * 86_400 + 1
+    )
+
+    # One trial per Telegram user per product, even through another session.
+    again = client.subscriptions.create_session(
+        product_id=product["id"],
+        frequency=Duration(value=30, unit="days"),
+        trial_period=Duration(value=7, unit="days"),
+    )
+    with pytest.raises(Conflict, match="already had a trial"):
+        start_trial(database_url, again.uuid, telegram_user_id=777)
+    other_user = start_trial(database_url, again.uuid, telegram_user_id=778)
+    assert other_user != sub_uuid
+
+    address = api.get(f"/transaction/session-checkout/{link.uuid}").json()["depositAddress"]
+    tx = pay_session(database_url, address, 5_000_000)
+    active = client.subscriptions.get(sub_uuid)
+    assert active.subscription_status.value == "active"
+    assert active.from_ == "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+    assert active.currency_id > 0
+    assert api.get(f"/transaction/subscription/{sub_uuid}").json()["tx"] == tx
+    # The paid period starts when the trial ends.
+    assert (
+        36.9 * 86_400
+        < (active.next_billing_date - active.created_at).total_seconds()
+        <= 37 * 86_400 + 1
+    )

@@ -202,3 +202,34 @@ def pay_session(
 
     asyncio.run(run())
     return tx_hash
+
+
+def start_trial(
+    database_url: str,
+    session_uuid: str,
+    *,
+    telegram_user_id: int | None = None,
+    email: str | None = None,
+) -> str:
+    """Start a session's trial through the real subscriptions service (as the bot will)."""
+    from sqlalchemy import select
+
+    from core.models import CheckoutSession
+    from core.subscriptions import service as subscriptions_service
+
+    async def run() -> str:
+        engine = create_engine(database_url, pool=False)
+        try:
+            async with transaction(create_sessionmaker(engine)) as session:
+                checkout = await session.scalar(
+                    select(CheckoutSession).where(CheckoutSession.uuid == session_uuid)
+                )
+                assert checkout is not None
+                subscription = await subscriptions_service.start_trial(
+                    session, checkout, telegram_user_id=telegram_user_id, email=email
+                )
+                return subscription.uuid
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())

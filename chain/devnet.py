@@ -6,9 +6,12 @@ into `.cache/npm` on first use (CI does the same up front).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -73,6 +76,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: Linux sends SIGTERM to anvil when its parent dies, so a
+    killed `chainpay serve` or test run never leaves nodes behind."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 @dataclass
 class Anvil:
     chain_id: int
@@ -133,7 +146,9 @@ def start_anvil(
         args += ["--block-time", str(block_time)]
     if state is not None:
         args += ["--state", str(state), "--state-interval", "5"]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent
+    )
     node = Anvil(chain_id, port, process)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from chain.rpc import RangeTooLarge, RpcError, RpcPool
+from chain.rpc import AllEndpointsFailed, RangeTooLarge, RpcError, RpcPool
 from core.chains import Chain
 from core.chainstate import service as chainstate
 from core.checkout.context import CheckoutContext
@@ -220,6 +220,10 @@ class ChainWatcher:
         end = min(head, start + self.sizer.size - 1)
         try:
             raw_logs = await self.rpc.get_logs(start, end, self.tokens, TRANSFER_TOPIC)
+        except AllEndpointsFailed:
+            # Timeouts and dropped answers on a big range: ask for less next time.
+            self.sizer.size = max(self.sizer.minimum, self.sizer.size // 2)
+            raise
         except RangeTooLarge as exc:
             suggested = (
                 exc.suggested_to - start + 1

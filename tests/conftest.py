@@ -11,11 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from chainpay.logs import configure_logging
 from chainpay.migrations import upgrade
 from core.config import Settings
 from tests.harness.databases import fresh_postgres_database, sqlite_url, suite_backend
 from tests.harness.factories import Api, Tenant, make_tenant, test_settings
 from tests.harness.server import live_server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def plain_logs() -> None:
+    """The services log as in production (JSON lines), not with the console's rich tracebacks."""
+    configure_logging("warning")
 
 
 @pytest.fixture(scope="session")

@@ -40,6 +40,7 @@ from core.checkout.schemas import (
 )
 from core.checkout.state import OPEN_STATUSES, SessionStatus
 from core.errors import InvalidInput
+from core.events.service import canonical_json
 from core.models import CheckoutSession, Currency, Customer, Organization, Product, SessionQuote
 from core.models.base import utcnow
 from core.money import base_units_to_tokens
@@ -164,7 +165,7 @@ async def create_session(
         source=source,
         title=title,
         message=message,
-        metadata_json=json.dumps(metadata) if metadata is not None else None,
+        metadata_json=canonical_json(metadata) if metadata is not None else None,
         deposit_address_id=address.id,
         deposit_address=address.address,
         bot_token=secrets.token_urlsafe(24),
@@ -420,7 +421,9 @@ def invoice_view(context: CheckoutContext, checkout: CheckoutSession) -> Invoice
         rate=checkout.price_usd,
         created_at=checkout.created_at,
         is_paid=checkout.status == SessionStatus.COMPLETED.value,
-        metadata=json.loads(checkout.metadata_json) if checkout.metadata_json else None,
+        metadata=json.loads(checkout.metadata_json, parse_float=Decimal)
+        if checkout.metadata_json
+        else None,
         bot_url=context.bot_url(checkout.bot_token),
         uuid=checkout.uuid,
         status=checkout.status,

@@ -3,9 +3,11 @@ real payments service (the chain-watcher issue drives the same service from anvi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from qbitflow import Duration, QBitFlow, config
 from qbitflow.dto.transaction.status import TransactionStatusValue, TransactionType
@@ -342,3 +344,103 @@ def test_trial_starts_without_payment_and_the_first_payment_activates_it(
         < (active.next_billing_date - active.created_at).total_seconds()
         <= 37 * 86_400 + 1
     )
+
+
+def set_row(database_url: str, statement: str, **params: object) -> None:
+    from sqlalchemy import text
+
+    from core.db import create_engine, create_sessionmaker, transaction
+
+    async def run() -> None:
+        engine = create_engine(database_url, pool=False)
+        try:
+            async with transaction(create_sessionmaker(engine)) as session:
+                await session.execute(text(statement), params)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+def test_expired_subscription_shows_as_cancelled_and_stopped_in_v1_and_inactive_in_papaya(
+    sandbox: tuple[Api, str], sdk: Callable[[str], QBitFlow], base_url: str, database_url: str
+) -> None:
+    api, key = sandbox
+    product = make_product(api, price="2")
+    link = sdk(key).subscriptions.create_session(
+        product_id=product["id"], frequency=Duration(value=1, unit="days")
+    )
+    pay_session(
+        database_url,
+        api.get(f"/transaction/session-checkout/{link.uuid}").json()["depositAddress"],
+        2_000_000,
+    )
+    [item] = api.get("/transaction/payments/combined").json()["items"]
+    # The scheduler issue expires subscriptions; here the row is put in that state directly.
+    set_row(
+        database_url,
+        "UPDATE subscriptions SET status = 'expired' WHERE uuid = :u",
+        u=item["subscriptionUUID"],
+    )
+    view = sdk(key).subscriptions.get(item["subscriptionUUID"])
+    assert view.subscription_status.value == "cancelled"
+    assert view.stopped is True
+    assert (
+        api.get(f"/transaction/subscription/{item['subscriptionUUID']}").json()["status"]
+        == "expired"
+    )
+    papaya = httpx.Client(base_url=base_url + "/api", headers={"X-API-Key": key})
+    [sub] = papaya.get("/subscriptions").json()["items"]
+    assert sub["isActive"] is False
+
+
+def test_expiry_job_expires_open_sessions_and_writes_the_event(
+    sandbox: tuple[Api, str], database_url: str
+) -> None:
+    from sqlalchemy import select
+
+    from core.checkout.context import CheckoutContext
+    from core.db import create_engine, create_sessionmaker, transaction
+    from core.models import CheckoutSession, Event
+    from core.payments import service as payments_service
+    from tests.harness.factories import test_settings
+
+    api, _ = sandbox
+    session = new_session(api, "1")
+    set_row(
+        database_url,
+        "UPDATE checkout_sessions SET expires_at = :t WHERE uuid = :u",
+        t=datetime.now(UTC) - timedelta(minutes=1),
+        u=session["uuid"],
+    )
+
+    async def run() -> list[str]:
+        engine = create_engine(database_url, pool=False)
+        try:
+            context = CheckoutContext.from_settings(test_settings(database_url))
+            async with transaction(create_sessionmaker(engine)) as db:
+                assert await payments_service.expire_due_sessions(db, context) >= 1
+            async with create_sessionmaker(engine)() as db:
+                checkout = await db.scalar(
+                    select(CheckoutSession).where(CheckoutSession.uuid == session["uuid"])
+                )
+                assert checkout is not None
+                return list(
+                    await db.scalars(select(Event.type).where(Event.session_id == checkout.id))
+                )
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(run()) == ["session.expired"]
+    assert api.get(f"/transaction/session-checkout/{session['uuid']}").json()["status"] == "expired"
+
+
+def test_invoice_metadata_keeps_exact_numbers(sandbox: tuple[Api, str], base_url: str) -> None:
+    _, key = sandbox
+    papaya = httpx.Client(base_url=base_url + "/api", headers={"X-API-Key": key})
+    body = b'{"rate": "1", "metadata": {"": 0.0, "price": 0.30000000000000004, "n": [1, 2.5]}}'
+    created = papaya.post("/invoice", content=body, headers={"Content-Type": "application/json"})
+    assert created.status_code == 200, created.text
+    raw = papaya.get(f"/invoice/{created.json()['id']}").text
+    assert '"price":0.30000000000000004' in raw
+    assert '"n":[1,2.5]' in raw

@@ -110,6 +110,9 @@ def test_init_then_serve_answers_with_the_printed_key(
 
 
 def test_serve_on_an_empty_directory_initializes_once_and_prints_the_key(tmp_path: Path) -> None:
+    from tests.harness.chains import require_anvil
+
+    require_anvil()  # with no chains configured, serve runs the devnet
     with serving(tmp_path) as (base, process):
         assert process.stdout is not None
         # No chains configured: serve runs the devnet, whose chains are test networks.

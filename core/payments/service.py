@@ -157,14 +157,7 @@ async def confirm_through(
         payment.status = PaymentStatus.CONFIRMED.value
         payment.confirmed_at = now
         payment.updated_at = now
-    await session.flush()
-    for payment in rows:
-        checkout = (
-            await session.get(CheckoutSession, payment.session_id) if payment.session_id else None
-        )
-        if checkout is not None:
-            await _payment_event(session, context, checkout, payment, seen_before=True)
-            await settle(session, context, checkout, now=now)
+    await _after_status_change(session, context, rows, now=now)
     return list(rows)
 
 
@@ -185,15 +178,22 @@ async def orphan_from(
     for payment in rows:
         payment.status = PaymentStatus.ORPHANED.value
         payment.updated_at = now
+    await _after_status_change(session, context, rows, now=now)
+    return list(rows)
+
+
+async def _after_status_change(
+    session: AsyncSession, context: CheckoutContext, payments: Sequence[Payment], *, now: datetime
+) -> None:
+    """Payments whose status the watcher changed: their events, then their sessions."""
     await session.flush()
-    for payment in rows:
+    for payment in payments:
         checkout = (
             await session.get(CheckoutSession, payment.session_id) if payment.session_id else None
         )
         if checkout is not None:
             await _payment_event(session, context, checkout, payment, seen_before=True)
             await settle(session, context, checkout, now=now)
-    return list(rows)
 
 
 async def expire_due_sessions(

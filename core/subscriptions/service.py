@@ -85,15 +85,7 @@ async def settle(
         )
         session.add(subscription)
         await session.flush()
-        await events_service.emit(
-            session,
-            organization_id=subscription.organization_id,
-            test=subscription.test,
-            type="subscription.created",
-            data=_event_data(subscription, checkout),
-            session_id=checkout.id,
-            subscription_id=subscription.id,
-        )
+        await _emit(session, "subscription.created", subscription, checkout)
     for payment in payments:
         payment.subscription_id = subscription.id
     if subscription.status == SubscriptionStatus.TRIAL.value and payments:
@@ -123,15 +115,7 @@ async def settle(
             SubscriptionStatus.EXPIRED.value,
         ):
             subscription.status = SubscriptionStatus.ACTIVE.value
-        await events_service.emit(
-            session,
-            organization_id=subscription.organization_id,
-            test=subscription.test,
-            type="subscription.renewed",
-            data=_event_data(subscription, checkout),
-            session_id=checkout.id,
-            subscription_id=subscription.id,
-        )
+        await _emit(session, "subscription.renewed", subscription, checkout)
     await session.flush()
     return subscription
 
@@ -207,16 +191,22 @@ async def start_trial(
     if telegram_user_id is not None and checkout.telegram_user_id is None:
         checkout.telegram_user_id = telegram_user_id
     await session.flush()
+    await _emit(session, "subscription.created", subscription, checkout)
+    return subscription
+
+
+async def _emit(
+    session: AsyncSession, type: str, subscription: Subscription, checkout: CheckoutSession
+) -> None:
     await events_service.emit(
         session,
         organization_id=subscription.organization_id,
         test=subscription.test,
-        type="subscription.created",
+        type=type,
         data=_event_data(subscription, checkout),
         session_id=checkout.id,
         subscription_id=subscription.id,
     )
-    return subscription
 
 
 def _event_data(subscription: Subscription, checkout: CheckoutSession) -> dict[str, object]:

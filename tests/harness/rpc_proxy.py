@@ -72,7 +72,7 @@ def rpc_proxy(upstream: str, faults: Faults) -> Iterator[str]:
                 upstream, content=body, headers={"content-type": "application/json"}
             )
             await _respond(writer, upstream_response.content)
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
             writer.close()
@@ -107,6 +107,10 @@ def rpc_proxy(upstream: str, faults: Faults) -> Iterator[str]:
 
         async def shutdown() -> None:
             server_holder["server"].close()
+            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in pending:  # stalled handlers: end them while the loop still runs
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
             if client is not None:
                 await client.aclose()
 

@@ -73,6 +73,12 @@ class Endpoint:
     calls: int = 0
     errors: int = 0
 
+    @property
+    def host(self) -> str:
+        """scheme://host:port only: provider URLs often carry an API key in the path or query."""
+        url = httpx.URL(self.url)
+        return f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
+
     def healthy(self, now: float) -> bool:
         return now >= self.cooldown_until
 

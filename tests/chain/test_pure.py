@@ -88,3 +88,13 @@ def test_final_block_follows_the_policy() -> None:
     assert final_block_of(chain(0, None), 100, None) == 100
     assert final_block_of(chain(None, "finalized"), 100, 64) == 64
     assert final_block_of(chain(None, "safe"), 100, None) == -1
+
+
+def test_endpoint_logs_never_carry_the_providers_key() -> None:
+    from chain.rpc import Endpoint
+
+    assert (
+        Endpoint("https://mainnet.infura.io/v3/SECRET?token=ALSO").host
+        == "https://mainnet.infura.io"
+    )
+    assert Endpoint("http://127.0.0.1:8545").host == "http://127.0.0.1:8545"

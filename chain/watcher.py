@@ -353,8 +353,7 @@ class ChainWatcher:
                 log.info("watcher_active", chain_id=self.chain.id, owner=self.owner)
             self.active = True
             await chainstate.set_head(session, self.chain.id, head, str(head_block["hash"]).lower())
-            for transfer in transfers:
-                await payments_service.apply_transfer(session, self.context, transfer)
+            await payments_service.apply_transfers(session, self.context, transfers)
             await chainstate.record_blocks(session, self.chain.id, blocks)
             await chainstate.forget_blocks(session, self.chain.id, through=final)
             await chainstate.set_cursor(session, self.chain.id, scanned_through)

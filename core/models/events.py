@@ -16,7 +16,10 @@ class Event(Base):
     __tablename__ = "events"
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    uuid: Mapped[str] = mapped_column(String(36), default=new_uuid, unique=True)
+    # Client-generated and unique: lets the ORM batch many INSERTs into one (a "sentinel").
+    uuid: Mapped[str] = mapped_column(
+        String(36), default=new_uuid, unique=True, insert_sentinel=True
+    )
     organization_id: Mapped[int] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
     )

@@ -21,7 +21,8 @@ class Payment(Base):
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    uuid: Mapped[str] = mapped_column(String(36), default=new_uuid)
+    # Client-generated and unique: lets the ORM batch many INSERTs into one (a "sentinel").
+    uuid: Mapped[str] = mapped_column(String(36), default=new_uuid, insert_sentinel=True)
     organization_id: Mapped[int] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
     )

@@ -48,82 +48,140 @@ class PaymentNotFound(NotFound):
 async def apply_transfer(
     session: AsyncSession, context: CheckoutContext, transfer: Transfer
 ) -> Payment | None:
-    """Record (or update) the payment for one transfer and bring its session up to date.
+    """One transfer; see `apply_transfers`."""
+    applied = await apply_transfers(session, context, [transfer])
+    return applied[0] if applied else None
 
-    Idempotent: the payment's identity is (chain id, tx hash, log index), so seeing the same
+
+async def apply_transfers(
+    session: AsyncSession, context: CheckoutContext, transfers: Sequence[Transfer]
+) -> list[Payment]:
+    """Record (or update) the payments for a batch of transfers and bring their sessions up to date.
+
+    Idempotent: a payment's identity is (chain id, tx hash, log index), so seeing the same
     transfer again only moves it from seen to confirmed (or revives it after a reorg put it back).
     Transfers to addresses we do not know, of unconfigured tokens, or of zero value are ignored.
+    The whole batch costs a handful of queries, not a handful per transfer: the watcher's step
+    hands over everything it found in its range at once.
     """
-    if transfer.amount_base_units <= 0:
-        return None
-    chain = context.registry.get(transfer.chain_id)
-    token = chain.token(transfer.token_contract) if chain else None
-    if chain is None or token is None:
-        return None
-    to_address = to_checksum_address(transfer.to_address)
-    checkout = await session.scalar(
-        select(CheckoutSession).where(CheckoutSession.deposit_address == to_address)
-    )
-    if checkout is None or checkout.test != chain.test:
-        return None  # not ours, or a live address paid on a test network (or back): not money
-    currency_id = await _currency_id(session, context, chain.id, token.contract)
-    payment = await session.scalar(
-        select(Payment).where(
-            Payment.chain_id == transfer.chain_id,
-            Payment.tx_hash == transfer.tx_hash.lower(),
-            Payment.log_index == transfer.log_index,
-        )
-    )
+    usable = []
+    for transfer in transfers:
+        chain = context.registry.get(transfer.chain_id)
+        token = chain.token(transfer.token_contract) if chain else None
+        if transfer.amount_base_units > 0 and chain is not None and token is not None:
+            usable.append((transfer, chain, token, to_checksum_address(transfer.to_address)))
+    if not usable:
+        return []
+    sessions_by_address: dict[str, CheckoutSession] = {}
+    for chunk in _chunks(sorted({u[3] for u in usable})):
+        for checkout in await session.scalars(
+            select(CheckoutSession).where(CheckoutSession.deposit_address.in_(chunk))
+        ):
+            sessions_by_address[checkout.deposit_address] = checkout
+    usable = [
+        u
+        for u in usable
+        if u[3] in sessions_by_address and sessions_by_address[u[3]].test == u[1].test
+    ]
+    if not usable:
+        return []  # not ours, or a live address paid on a test network (or back): not money
+    existing: dict[tuple[int, str, int], Payment] = {}
+    for chunk in _chunks(sorted({u[0].tx_hash.lower() for u in usable})):
+        for known in await session.scalars(select(Payment).where(Payment.tx_hash.in_(chunk))):
+            existing[(known.chain_id, known.tx_hash, known.log_index)] = known
+    session_ids = sorted({sessions_by_address[u[3]].id for u in usable})
+    subscription_of: dict[int, int] = {}
+    for chunk in _chunks(session_ids):
+        for sub_id, session_id in await session.execute(
+            select(Subscription.id, Subscription.session_id).where(
+                Subscription.session_id.in_(chunk)
+            )
+        ):
+            subscription_of[int(session_id)] = int(sub_id)
+
     now = utcnow()
-    status = PaymentStatus.CONFIRMED if transfer.final else PaymentStatus.SEEN
-    previous: str | None = None
-    if payment is None:
-        subscription = await session.scalar(
-            select(Subscription).where(Subscription.session_id == checkout.id)
+    changed: list[tuple[CheckoutSession, Payment, bool]] = []
+    applied: list[Payment] = []
+    for transfer, chain, token, to_address in usable:
+        checkout = sessions_by_address[to_address]
+        key = (transfer.chain_id, transfer.tx_hash.lower(), transfer.log_index)
+        status = PaymentStatus.CONFIRMED if transfer.final else PaymentStatus.SEEN
+        payment = existing.get(key)
+        if payment is None:
+            payment = Payment(
+                organization_id=checkout.organization_id,
+                test=checkout.test,
+                session_id=checkout.id,
+                subscription_id=subscription_of.get(checkout.id),
+                currency_id=await _currency_id(session, context, chain.id, token.contract),
+                chain_id=transfer.chain_id,
+                tx_hash=key[1],
+                log_index=transfer.log_index,
+                block_number=transfer.block_number,
+                block_hash=transfer.block_hash.lower(),
+                block_timestamp=transfer.block_timestamp,
+                from_address=to_checksum_address(transfer.from_address),
+                to_address=to_address,
+                token_contract=token.contract,
+                token_symbol=token.symbol,
+                decimals=token.decimals,
+                amount_base_units=transfer.amount_base_units,
+                amount_usd=base_units_to_usd(
+                    transfer.amount_base_units, decimals=token.decimals, usd_per_token=token.usd_peg
+                ),
+                status=status.value,
+                confirmed_at=now if transfer.final else None,
+                created_at=now,
+            )
+            session.add(payment)
+            existing[key] = payment
+            changed.append((checkout, payment, False))
+        else:
+            previous = payment.status
+            payment.block_number = transfer.block_number
+            payment.block_hash = transfer.block_hash.lower()
+            payment.block_timestamp = transfer.block_timestamp
+            if transfer.final and payment.status != PaymentStatus.CONFIRMED.value:
+                payment.status = PaymentStatus.CONFIRMED.value
+                payment.confirmed_at = now
+            elif payment.status == PaymentStatus.ORPHANED.value:
+                payment.status = status.value
+            payment.updated_at = now
+            if previous != payment.status:
+                changed.append((checkout, payment, True))
+        applied.append(payment)
+    await session.flush()  # one round of INSERTs/UPDATEs; the events below need payment ids
+    heads = {
+        chain_id: await session.get(ChainHead, chain_id)
+        for chain_id in {u[0].chain_id for u in usable}
+    }
+    for checkout, payment, seen_before in changed:
+        await _payment_event(
+            session, context, checkout, payment, seen_before=seen_before, heads=heads
         )
-        payment = Payment(
-            organization_id=checkout.organization_id,
-            test=checkout.test,
-            session_id=checkout.id,
-            subscription_id=subscription.id if subscription is not None else None,
-            currency_id=currency_id,
-            chain_id=transfer.chain_id,
-            tx_hash=transfer.tx_hash.lower(),
-            log_index=transfer.log_index,
-            block_number=transfer.block_number,
-            block_hash=transfer.block_hash.lower(),
-            block_timestamp=transfer.block_timestamp,
-            from_address=to_checksum_address(transfer.from_address),
-            to_address=to_address,
-            token_contract=token.contract,
-            token_symbol=token.symbol,
-            decimals=token.decimals,
-            amount_base_units=transfer.amount_base_units,
-            amount_usd=base_units_to_usd(
-                transfer.amount_base_units, decimals=token.decimals, usd_per_token=token.usd_peg
-            ),
-            status=status.value,
-            confirmed_at=now if transfer.final else None,
-            created_at=now,
-        )
-        session.add(payment)
-        await session.flush()
-    else:
-        previous = payment.status
-        payment.block_number = transfer.block_number
-        payment.block_hash = transfer.block_hash.lower()
-        payment.block_timestamp = transfer.block_timestamp
-        if transfer.final and payment.status != PaymentStatus.CONFIRMED.value:
-            payment.status = PaymentStatus.CONFIRMED.value
-            payment.confirmed_at = now
-        elif payment.status == PaymentStatus.ORPHANED.value:
-            payment.status = status.value
-        payment.updated_at = now
-        await session.flush()
-    if previous != payment.status:
-        await _payment_event(session, context, checkout, payment, seen_before=previous is not None)
-    await settle(session, context, checkout, now=now)
-    return payment
+    touched = {id(c): c for c, _, _ in changed} | {
+        id(sessions_by_address[u[3]]): sessions_by_address[u[3]] for u in usable
+    }
+    payments_of = await _payments_by_session([c.id for c in touched.values()], session)
+    for checkout in touched.values():
+        await settle(session, context, checkout, now=now, payments=payments_of.get(checkout.id, []))
+    await session.flush()
+    return applied
+
+
+def _chunks(values: Sequence[Any], size: int = 500) -> list[Sequence[Any]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+async def _payments_by_session(
+    session_ids: Sequence[int], session: AsyncSession
+) -> dict[int, list[Payment]]:
+    found: dict[int, list[Payment]] = {}
+    for chunk in _chunks(sorted(set(session_ids))):
+        for payment in await session.scalars(select(Payment).where(Payment.session_id.in_(chunk))):
+            assert payment.session_id is not None
+            found.setdefault(payment.session_id, []).append(payment)
+    return found
 
 
 async def _currency_id(
@@ -194,6 +252,7 @@ async def _after_status_change(
         if checkout is not None:
             await _payment_event(session, context, checkout, payment, seen_before=True)
             await settle(session, context, checkout, now=now)
+    await session.flush()
 
 
 async def expire_due_sessions(
@@ -216,15 +275,21 @@ async def expire_due_sessions(
     ).all()
     for checkout in due:
         await settle(session, context, checkout, now=now)
+    await session.flush()
     return len(due)
 
 
 async def settle(
-    session: AsyncSession, context: CheckoutContext, checkout: CheckoutSession, *, now: datetime
+    session: AsyncSession,
+    context: CheckoutContext,
+    checkout: CheckoutSession,
+    *,
+    now: datetime,
+    payments: Sequence[Payment] | None = None,
 ) -> None:
     """Recompute the session from its payments; start or extend its subscription; emit events."""
     before = (checkout.status, checkout.overpaid, checkout.late)
-    await recompute_session(session, context, checkout, now=now)
+    await recompute_session(session, context, checkout, now=now, payments=payments)
     if checkout.status != before[0]:
         await events_service.emit(
             session,
@@ -277,6 +342,7 @@ async def _payment_event(
     payment: Payment,
     *,
     seen_before: bool,
+    heads: dict[int, ChainHead | None] | None = None,
 ) -> None:
     kind = {
         PaymentStatus.SEEN.value: "payment.detected",
@@ -284,7 +350,11 @@ async def _payment_event(
         PaymentStatus.ORPHANED.value: "payment.orphaned",
     }[payment.status]
     chain = context.registry.get(payment.chain_id)
-    head = await session.get(ChainHead, payment.chain_id)
+    head = (
+        heads.get(payment.chain_id)
+        if heads is not None
+        else await session.get(ChainHead, payment.chain_id)
+    )
     data: dict[str, object] = {
         "uuid": payment.uuid,
         "sessionUUID": checkout.uuid,
@@ -325,10 +395,19 @@ async def _payment_event(
 
 
 async def recompute_session(
-    session: AsyncSession, context: CheckoutContext, checkout: CheckoutSession, *, now: datetime
+    session: AsyncSession,
+    context: CheckoutContext,
+    checkout: CheckoutSession,
+    *,
+    now: datetime,
+    payments: Sequence[Payment] | None = None,
 ) -> None:
     """Run the state machine over the session's payments and store what it decides."""
-    rows = (await session.scalars(select(Payment).where(Payment.session_id == checkout.id))).all()
+    if payments is None:
+        payments = (
+            await session.scalars(select(Payment).where(Payment.session_id == checkout.id))
+        ).all()
+    rows = payments
     facts = SessionFacts(
         price_usd=checkout.price_usd,
         expires_at=checkout.expires_at,
@@ -337,13 +416,13 @@ async def recompute_session(
         chosen_token_contract=checkout.chosen_token_contract,
         tolerance_usd=context.tolerance_usd,
     )
-    payments = [
+    facts_of_payments = [
         PaymentFact(
             p.amount_usd, PaymentStatus(p.status), p.block_timestamp, p.chain_id, p.token_contract
         )
         for p in rows
     ]
-    state = decide(facts, payments, now)
+    state = decide(facts, facts_of_payments, now)
     if (
         checkout.status == SessionStatus.COMPLETED.value
         and state.status is not SessionStatus.COMPLETED
@@ -368,7 +447,7 @@ async def recompute_session(
     )
     for payment in rows:
         payment.late = payment.block_timestamp > deadline
-    await session.flush()
+    # Not flushed here: the caller's unit of work writes every session it touched at once.
 
 
 # --- reads -----------------------------------------------------------------------------------

@@ -53,7 +53,3 @@ class ExactJSONRequest(Request):
             body = await self.body()
             self._json = json.loads(body, parse_float=Decimal, parse_constant=_no_constants)
         return self._json
-
-
-def decimal_text(value: Decimal) -> str:
-    return format(value, "f")

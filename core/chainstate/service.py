@@ -48,11 +48,6 @@ async def release_lease(session: AsyncSession, chain_id: int, owner: str) -> Non
     )
 
 
-async def lease_owner(session: AsyncSession, chain_id: int) -> str | None:
-    lease = await session.get(WatcherLease, chain_id)
-    return lease.owner if lease is not None and lease.expires_at > utcnow() else None
-
-
 async def cursor(session: AsyncSession, chain_id: int) -> int | None:
     row = await session.get(ChainCursor, chain_id)
     return row.scanned_through if row is not None else None

@@ -159,9 +159,8 @@ async def apply_transfers(
         await _payment_event(
             session, context, checkout, payment, seen_before=seen_before, heads=heads
         )
-    touched = {id(c): c for c, _, _ in changed} | {
-        id(sessions_by_address[u[3]]): sessions_by_address[u[3]] for u in usable
-    }
+    # Every batch transfer belongs to one of these sessions: each is recomputed once.
+    touched = {sessions_by_address[u[3]].id: sessions_by_address[u[3]] for u in usable}
     payments_of = await _payments_by_session([c.id for c in touched.values()], session)
     for checkout in touched.values():
         await settle(session, context, checkout, now=now, payments=payments_of.get(checkout.id, []))
@@ -290,30 +289,17 @@ async def settle(
     """Recompute the session from its payments; start or extend its subscription; emit events."""
     before = (checkout.status, checkout.overpaid, checkout.late)
     await recompute_session(session, context, checkout, now=now, payments=payments)
-    if checkout.status != before[0]:
-        await events_service.emit(
-            session,
-            organization_id=checkout.organization_id,
-            test=checkout.test,
-            type=f"session.{checkout.status}",
-            data=_session_data(checkout),
-            session_id=checkout.id,
-        )
+    happened = [f"session.{checkout.status}"] if checkout.status != before[0] else []
     if checkout.overpaid and not before[1]:
-        await events_service.emit(
-            session,
-            organization_id=checkout.organization_id,
-            test=checkout.test,
-            type="session.overpaid",
-            data=_session_data(checkout),
-            session_id=checkout.id,
-        )
+        happened.append("session.overpaid")
     if checkout.late and not before[2]:
+        happened.append("session.late_payment")
+    for kind in happened:
         await events_service.emit(
             session,
             organization_id=checkout.organization_id,
             test=checkout.test,
-            type="session.late_payment",
+            type=kind,
             data=_session_data(checkout),
             session_id=checkout.id,
         )

@@ -28,12 +28,15 @@ from api.routes import (
     sessions,
     users,
     wallet,
+    webhooks,
 )
 from core import __version__
 from core.checkout import service as checkout_service
 from core.checkout.context import CheckoutContext
 from core.config import Settings
 from core.db import create_engine, create_sessionmaker, transaction
+from core.webhooks.crypto import SecretBox
+from core.webhooks.ssrf import Resolve, system_resolve
 
 DESCRIPTION = (
     "Self-hosted stablecoin payments for Telegram merchants. The /v1 API follows QBitFlow's "
@@ -46,9 +49,12 @@ def create_app(
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession] | None = None,
     checkout_context: CheckoutContext | None = None,
+    *,
+    resolve: Resolve = system_resolve,
 ) -> FastAPI:
     """Build the app. Without a sessionmaker it opens (and closes) its own engine; without a
-    checkout context it makes one from the settings (no contract reads, no getMe)."""
+    checkout context it makes one from the settings (no contract reads, no getMe). `resolve`
+    is the DNS lookup behind the webhook URL guard (tests give one with fixed answers)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -76,9 +82,20 @@ def create_app(
     )
     app.state.settings = settings
     app.state.checkout_context = checkout_context or CheckoutContext.from_settings(settings)
+    app.state.secret_box = SecretBox.from_settings(settings)
+    app.state.resolve = resolve
     install_error_handlers(app)
     app.include_router(health.router)
-    for module in (products, users, api_keys, customers, wallet, sessions, payments):
+    for module in (
+        products,
+        users,
+        api_keys,
+        customers,
+        wallet,
+        sessions,
+        payments,
+        webhooks,
+    ):
         app.include_router(module.router, prefix="/v1")
     app.include_router(papaya.router, prefix="/api")
     app.include_router(pay.router)

@@ -15,6 +15,8 @@ from core.models import Organization
 from core.orgs import service as orgs_service
 from core.wallet import service as wallet_service
 from core.wallet.derivation import account_xpub_from_mnemonic, generate_dev_mnemonic
+from core.webhooks import service as webhooks_service
+from core.webhooks.crypto import SecretBox
 
 
 class AlreadyInitialized(AppError):
@@ -30,6 +32,7 @@ class NewOrganization:
     api_key_id: int
     api_key: str
     test: bool
+    webhook_secret: str
 
 
 async def has_organizations(settings: Settings) -> bool:
@@ -55,6 +58,9 @@ async def create_organization(
             org, owner, key, raw = await orgs_service.create_organization(
                 session, name=name, owner_email=owner_email, test_key=test_key
             )
+            webhook_secret = await webhooks_service.create_default_secret(
+                session, org.id, SecretBox.from_settings(settings)
+            )
             return NewOrganization(
                 organization_id=org.id,
                 organization_name=org.name,
@@ -63,6 +69,7 @@ async def create_organization(
                 api_key_id=key.id,
                 api_key=raw,
                 test=key.test,
+                webhook_secret=webhook_secret,
             )
     finally:
         await engine.dispose()

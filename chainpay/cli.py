@@ -67,6 +67,8 @@ def _announce(created: bootstrap.NewOrganization, as_json: bool) -> None:
     typer.echo(f"Owner: {created.owner_email} (user #{created.owner_user_id})")
     typer.echo(f"API key ({mode}), shown only this once; store it now:")
     typer.echo(f"  {created.api_key}")
+    typer.echo("Default webhook secret (signs deliveries to sessions' webhookUrl), shown once:")
+    typer.echo(f"  {created.webhook_secret}")
 
 
 def _create(
@@ -249,6 +251,17 @@ def watcher() -> None:
     configure_logging(settings.log_level)
     _prepare_database(settings)
     roles.run(roles.watcher(settings))
+
+
+@app.command()
+def worker() -> None:
+    """Run only the webhook sender (scale-out role; any number of them share the work)."""
+    from chainpay import roles
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    _prepare_database(settings)
+    roles.run(roles.worker(settings))
 
 
 @app.command()

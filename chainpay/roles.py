@@ -18,6 +18,7 @@ from chainpay import startup
 from core.checkout.context import CheckoutContext
 from core.config import Settings
 from core.db import create_engine, create_sessionmaker
+from core.webhooks.sender import WebhookSender
 
 log = structlog.get_logger(__name__)
 
@@ -28,10 +29,16 @@ def run(main: Coroutine[Any, Any, None]) -> None:
 
 
 def _api_server(
-    settings: Settings, context: CheckoutContext, host: str | None, port: int | None
+    settings: Settings,
+    context: CheckoutContext,
+    host: str | None,
+    port: int | None,
+    sender: WebhookSender | None = None,
 ) -> uvicorn.Server:
+    app = create_app(settings, checkout_context=context)
+    app.state.webhook_sender = sender  # the API wakes it when a test delivery is queued
     config = uvicorn.Config(
-        create_app(settings, checkout_context=context),
+        app,
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level,
@@ -89,14 +96,39 @@ async def watcher(settings: Settings) -> None:
     await run_watchers(settings, stop)
 
 
+async def run_sender(
+    settings: Settings, stop: asyncio.Event, sender: WebhookSender | None = None
+) -> None:
+    """The webhook sender until `stop` is set."""
+    engine = create_engine(settings.database_url)
+    try:
+        sender = sender or WebhookSender(create_sessionmaker(engine), settings)
+        await sender.run(stop)
+    finally:
+        await engine.dispose()
+
+
+async def worker(settings: Settings) -> None:
+    """Only the webhook sender (scale-out role; senders share the outbox without overlap)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run_sender(settings, stop)
+
+
 async def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
-    """Everything in one asyncio process: the API and a watcher per chain."""
+    """Everything in one asyncio process: the API, a watcher per chain, the webhook sender."""
     stop = asyncio.Event()
     context = await startup.checkout_context(settings)
-    server = _api_server(settings, context, host, port)
+    engine = create_engine(settings.database_url)
+    sender = WebhookSender(create_sessionmaker(engine), settings)
+    server = _api_server(settings, context, host, port, sender)
     watchers = asyncio.create_task(run_watchers(settings, stop, context))
+    sending = asyncio.create_task(sender.run(stop))
     try:
         await server.serve()
     finally:
         stop.set()
-        await watchers
+        await asyncio.gather(watchers, sending, return_exceptions=True)
+        await engine.dispose()

@@ -7,7 +7,7 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -90,6 +90,34 @@ class Settings(BaseSettings):
     )
     watcher_lookback_blocks: int = Field(
         default=1_000, ge=0, description="How far back a first start scans"
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key(s) encrypting secrets at rest, comma-separated, the first encrypts "
+        "(default: a key generated into secret_key_file)",
+    )
+    secret_key_file: Path = Field(
+        default=Path("chainpay-secret.key"),
+        description="Where the generated key lives when secret_key is not set (mode 0600)",
+    )
+    webhooks_allow_private: bool = Field(
+        default=False,
+        description="Allow webhook URLs on loopback/private networks (development and tests only)",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, description="How long one delivery attempt may take"
+    )
+    webhook_max_in_flight: int = Field(
+        default=64, ge=1, le=10_000, description="Deliveries a sender runs at once"
+    )
+    webhook_per_endpoint_in_flight: int = Field(
+        default=4, ge=1, le=1_000, description="Deliveries to one target at once"
+    )
+    webhook_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="Pause between idle sender rounds"
+    )
+    webhook_disable_after_exhausted: int = Field(
+        default=5, ge=1, description="Events in a row that use up every retry disable an endpoint"
     )
     auto_migrate: bool | None = Field(
         default=None,

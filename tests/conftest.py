@@ -6,6 +6,7 @@ API runs is scoped to the caller's organization, so tests never see each other's
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,7 +16,11 @@ from chainpay.logs import configure_logging
 from chainpay.migrations import upgrade
 from core.config import Settings
 from tests.harness.databases import fresh_postgres_database, sqlite_url, suite_backend
-from tests.harness.factories import Api, Tenant, make_tenant, test_settings
+from tests.harness.factories import TEST_SECRET_KEY, Api, Tenant, make_tenant, test_settings
+
+# Every Settings() of the run, and every chainpay process a test starts, encrypts with this key
+# (instead of generating chainpay-secret.key in the working directory).
+os.environ.setdefault("CHAINPAY_SECRET_KEY", TEST_SECRET_KEY)
 from tests.harness.server import live_server
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+import simplejson
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -40,7 +41,8 @@ from core.checkout.schemas import (
 )
 from core.checkout.state import OPEN_STATUSES, SessionStatus
 from core.errors import InvalidInput
-from core.events.service import canonical_json
+from core.events import service as events_service
+from core.events.canonical import json_number
 from core.models import CheckoutSession, Currency, Customer, Organization, Product, SessionQuote
 from core.models.base import utcnow
 from core.money import base_units_to_tokens
@@ -49,6 +51,15 @@ from core.wallet import service as wallet_service
 
 KIND_PAYMENT = "payment"
 KIND_SUBSCRIPTION = "subscription"
+
+
+def exact_json(data: Any) -> str:
+    """Sorted, compact JSON with Decimals written digit for digit (stored metadata)."""
+    return str(
+        simplejson.dumps(
+            data, sort_keys=True, separators=(",", ":"), use_decimal=True, ensure_ascii=False
+        )
+    )
 
 
 async def sync_currencies(session: AsyncSession, context: CheckoutContext) -> None:
@@ -165,7 +176,7 @@ async def create_session(
         source=source,
         title=title,
         message=message,
-        metadata_json=canonical_json(metadata) if metadata is not None else None,
+        metadata_json=exact_json(metadata) if metadata is not None else None,
         deposit_address_id=address.id,
         deposit_address=address.address,
         bot_token=secrets.token_urlsafe(24),
@@ -264,7 +275,78 @@ async def cancel_session(session: AsyncSession, principal: Principal, uuid: str)
     checkout.cancelled_at = now
     checkout.updated_at = now
     await session.flush()
+    await events_service.emit(
+        session,
+        organization_id=checkout.organization_id,
+        test=checkout.test,
+        type="session.cancelled",
+        data=session_event_data(checkout),
+        session_id=checkout.id,
+        top_level=await webhook_fields(session, checkout, tx_hash=None),
+        session_webhook_url=checkout.webhook_url,
+    )
     return checkout
+
+
+def status_message(checkout: CheckoutSession) -> str | None:
+    """The flags of a session as the status `message` QBitFlow's clients show."""
+    flags = [name for name in ("underpaid", "overpaid", "late") if getattr(checkout, name)]
+    if checkout.other_token:
+        flags.append("paid in another accepted token")
+    return ", ".join(flags) or None
+
+
+def session_event_data(checkout: CheckoutSession) -> dict[str, object]:
+    """`data` of session events: amounts as exact decimal strings."""
+    return {
+        "uuid": checkout.uuid,
+        "status": checkout.status,
+        "price": str(checkout.price_usd),
+        "paidUsd": str(checkout.paid_usd),
+        "underpaid": checkout.underpaid,
+        "overpaid": checkout.overpaid,
+        "late": checkout.late,
+        "depositAddress": checkout.deposit_address,
+        "telegramUserId": checkout.telegram_user_id,
+        "test": checkout.test,
+    }
+
+
+async def webhook_fields(
+    session: AsyncSession, checkout: CheckoutSession, *, tx_hash: str | None
+) -> dict[str, Any]:
+    """QBitFlow 1.1.0's SessionWebhookResponse (uuid, status, session) for session events."""
+    organization = await session.get(Organization, checkout.organization_id)
+    customer = await session.get(Customer, checkout.customer_id) if checkout.customer_id else None
+    options = None
+    if checkout.kind == KIND_SUBSCRIPTION:
+        options = {
+            "frequency": checkout.frequency_seconds,
+            "trialPeriod": checkout.trial_seconds,
+            "subscriptionType": "subscription",
+            "minPeriods": checkout.min_periods,
+        }
+    return {
+        "uuid": checkout.uuid,
+        "status": {
+            "type": "createSubscription" if checkout.kind == KIND_SUBSCRIPTION else "payment",
+            "status": checkout.status,
+            "txHash": tx_hash,
+            "message": status_message(checkout),
+        },
+        "session": {
+            "uuid": checkout.uuid,
+            "productId": checkout.product_id,
+            "productName": checkout.product_name,
+            "description": checkout.description,
+            "price": json_number(checkout.price_usd),
+            "organizationName": organization.name if organization else "",
+            "successUrl": checkout.success_url,
+            "cancelUrl": checkout.cancel_url,
+            "customerUUID": customer.uuid if customer else "",
+            "options": options,
+        },
+    }
 
 
 async def quotes_of(session: AsyncSession, checkout: CheckoutSession) -> Sequence[SessionQuote]:

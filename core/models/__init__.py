@@ -10,6 +10,12 @@ from core.models.orgs import ApiKey, Organization, User
 from core.models.payments import Payment
 from core.models.subscriptions import Subscription
 from core.models.wallet import DepositAddress, OrganizationWallet
+from core.models.webhooks import (
+    OrganizationWebhookSecret,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 __all__ = [
     "ApiKey",
@@ -26,9 +32,13 @@ __all__ = [
     "IdempotencyRecord",
     "Organization",
     "OrganizationWallet",
+    "OrganizationWebhookSecret",
     "Payment",
     "Product",
     "SessionQuote",
     "Subscription",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

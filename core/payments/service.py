@@ -278,6 +278,13 @@ async def expire_due_sessions(
     return len(due)
 
 
+SESSION_STATUS_EVENTS = {
+    SessionStatus.COMPLETED.value: "session.completed",
+    SessionStatus.EXPIRED.value: "session.expired",
+    SessionStatus.CANCELLED.value: "session.cancelled",
+}
+
+
 async def settle(
     session: AsyncSession,
     context: CheckoutContext,
@@ -287,37 +294,88 @@ async def settle(
     payments: Sequence[Payment] | None = None,
 ) -> None:
     """Recompute the session from its payments; start or extend its subscription; emit events."""
-    before = (checkout.status, checkout.overpaid, checkout.late)
+    if payments is None:
+        payments = (
+            await session.scalars(select(Payment).where(Payment.session_id == checkout.id))
+        ).all()
+    before = (checkout.status, checkout.underpaid, checkout.overpaid)
+    late_before = {id(p) for p in payments if p.late}
     await recompute_session(session, context, checkout, now=now, payments=payments)
-    happened = [f"session.{checkout.status}"] if checkout.status != before[0] else []
-    if checkout.overpaid and not before[1]:
+    happened = []
+    if checkout.status != before[0] and checkout.status in SESSION_STATUS_EVENTS:
+        happened.append(SESSION_STATUS_EVENTS[checkout.status])
+    if checkout.underpaid and not before[1]:
+        happened.append("session.underpaid")
+    if checkout.overpaid and not before[2]:
         happened.append("session.overpaid")
-    if checkout.late and not before[2]:
-        happened.append("session.late_payment")
-    for kind in happened:
-        await events_service.emit(
-            session,
-            organization_id=checkout.organization_id,
-            test=checkout.test,
-            type=kind,
-            data=_session_data(checkout),
-            session_id=checkout.id,
+    newly_late = [
+        p
+        for p in payments
+        if p.late and id(p) not in late_before and p.status != PaymentStatus.ORPHANED.value
+    ]
+    if happened or newly_late:
+        fields = await checkout_service.webhook_fields(
+            session, checkout, tx_hash=_latest_tx(payments)
         )
+        for kind in happened:
+            await events_service.emit(
+                session,
+                organization_id=checkout.organization_id,
+                test=checkout.test,
+                type=kind,
+                data=checkout_service.session_event_data(checkout),
+                session_id=checkout.id,
+                top_level=fields,
+                session_webhook_url=checkout.webhook_url,
+            )
+        for payment in newly_late:
+            await events_service.emit(
+                session,
+                organization_id=payment.organization_id,
+                test=payment.test,
+                type="payment.late",
+                data=_payment_data(context, checkout, payment, None),
+                session_id=checkout.id,
+                payment_id=payment.id,
+                top_level=fields,
+                session_webhook_url=checkout.webhook_url,
+            )
     if checkout.kind == "subscription":
         await subscriptions_service.settle(session, checkout, now=now)
 
 
-def _session_data(checkout: CheckoutSession) -> dict[str, object]:
+def _latest_tx(payments: Sequence[Payment]) -> str | None:
+    live = [p for p in payments if p.status != PaymentStatus.ORPHANED.value]
+    return max(live, key=lambda p: (p.block_number, p.log_index)).tx_hash if live else None
+
+
+def _payment_data(
+    context: CheckoutContext,
+    checkout: CheckoutSession,
+    payment: Payment,
+    head: ChainHead | None,
+) -> dict[str, object]:
+    """`data` of payment events: token amounts in base units, USD as exact decimal strings."""
+    chain = context.registry.get(payment.chain_id)
     return {
-        "uuid": checkout.uuid,
-        "status": checkout.status,
-        "price": checkout.price_usd,
-        "paidUsd": checkout.paid_usd,
-        "underpaid": checkout.underpaid,
-        "overpaid": checkout.overpaid,
-        "late": checkout.late,
-        "depositAddress": checkout.deposit_address,
-        "test": checkout.test,
+        "uuid": payment.uuid,
+        "sessionUUID": checkout.uuid,
+        "chainId": payment.chain_id,
+        "txHash": payment.tx_hash,
+        "logIndex": payment.log_index,
+        "blockNumber": payment.block_number,
+        "from": payment.from_address,
+        "to": payment.to_address,
+        "token": payment.token_symbol,
+        "tokenContract": payment.token_contract,
+        "decimals": payment.decimals,
+        "amountBaseUnits": str(payment.amount_base_units),
+        "amountUsd": str(payment.amount_usd),
+        "status": payment.status,
+        "late": bool(payment.late),
+        "confirmations": max(0, head.block_number - payment.block_number + 1) if head else None,
+        "requiredConfirmations": chain.confirmations if chain else None,
+        "test": payment.test,
     }
 
 
@@ -335,29 +393,13 @@ async def _payment_event(
         PaymentStatus.CONFIRMED.value: "payment.confirmed",
         PaymentStatus.ORPHANED.value: "payment.orphaned",
     }[payment.status]
-    chain = context.registry.get(payment.chain_id)
     head = (
         heads.get(payment.chain_id)
         if heads is not None
         else await session.get(ChainHead, payment.chain_id)
     )
-    data: dict[str, object] = {
-        "uuid": payment.uuid,
-        "sessionUUID": checkout.uuid,
-        "chainId": payment.chain_id,
-        "txHash": payment.tx_hash,
-        "logIndex": payment.log_index,
-        "blockNumber": payment.block_number,
-        "from": payment.from_address,
-        "to": payment.to_address,
-        "token": payment.token_symbol,
-        "tokenContract": payment.token_contract,
-        "amountBaseUnits": str(payment.amount_base_units),
-        "amountUsd": payment.amount_usd,
-        "status": payment.status,
-        "confirmations": max(0, head.block_number - payment.block_number + 1) if head else None,
-        "requiredConfirmations": chain.confirmations if chain else None,
-    }
+    data = _payment_data(context, checkout, payment, head)
+    fields = await checkout_service.webhook_fields(session, checkout, tx_hash=payment.tx_hash)
     if kind == "payment.confirmed" and not seen_before:
         # Found already final (a backfill): the payer still hears that it was detected.
         await events_service.emit(
@@ -368,6 +410,8 @@ async def _payment_event(
             data={**data, "status": PaymentStatus.SEEN.value},
             session_id=checkout.id,
             payment_id=payment.id,
+            top_level=fields,
+            session_webhook_url=checkout.webhook_url,
         )
     await events_service.emit(
         session,
@@ -377,6 +421,8 @@ async def _payment_event(
         data=data,
         session_id=checkout.id,
         payment_id=payment.id,
+        top_level=fields,
+        session_webhook_url=checkout.webhook_url,
     )
 
 

@@ -85,9 +85,10 @@ async def settle(
         )
         session.add(subscription)
         await session.flush()
-        await _emit(session, "subscription.created", subscription, checkout)
+        await _emit(session, "subscription.created", subscription, checkout, previous=None)
     for payment in payments:
         payment.subscription_id = subscription.id
+    previous = subscription.status
     if subscription.status == SubscriptionStatus.TRIAL.value and payments:
         # The first payment after (or during) a trial: the payer, chain and token become known.
         first = payments[0]
@@ -115,7 +116,7 @@ async def settle(
             SubscriptionStatus.EXPIRED.value,
         ):
             subscription.status = SubscriptionStatus.ACTIVE.value
-        await _emit(session, "subscription.renewed", subscription, checkout)
+        await _emit(session, "subscription.renewed", subscription, checkout, previous=previous)
     await session.flush()
     return subscription
 
@@ -191,26 +192,41 @@ async def start_trial(
     if telegram_user_id is not None and checkout.telegram_user_id is None:
         checkout.telegram_user_id = telegram_user_id
     await session.flush()
-    await _emit(session, "subscription.created", subscription, checkout)
+    await _emit(session, "subscription.created", subscription, checkout, previous=None)
     return subscription
 
 
 async def _emit(
-    session: AsyncSession, type: str, subscription: Subscription, checkout: CheckoutSession
+    session: AsyncSession,
+    type: str,
+    subscription: Subscription,
+    checkout: CheckoutSession,
+    *,
+    previous: str | None,
 ) -> None:
     await events_service.emit(
         session,
         organization_id=subscription.organization_id,
         test=subscription.test,
         type=type,
-        data=_event_data(subscription, checkout),
+        data=event_data(subscription, checkout, previous=previous),
         session_id=checkout.id,
         subscription_id=subscription.id,
+        session_webhook_url=checkout.webhook_url,
     )
 
 
-def _event_data(subscription: Subscription, checkout: CheckoutSession) -> dict[str, object]:
+def event_data(
+    subscription: Subscription, checkout: CheckoutSession, *, previous: str | None
+) -> dict[str, object]:
+    """`data` of subscription events: QBitFlow's status-transition fields plus the billing state."""
     return {
+        "subscriptionUUID": subscription.uuid,
+        "previousStatus": previous,
+        "currentStatus": subscription.status,
+        "updatedAt": events_service.timestamp_text(subscription.updated_at or utcnow()),
+        "priceUsd": str(subscription.price_usd),
+        "frequency": subscription.frequency_seconds,
         "uuid": subscription.uuid,
         "sessionUUID": checkout.uuid,
         "status": subscription.status,
@@ -282,11 +298,15 @@ async def cancel(
             code="minimum_periods",
         )
     now = utcnow()
+    previous = subscription.status
     subscription.status = SubscriptionStatus.CANCELLED.value
     subscription.stopped = True
     subscription.cancelled_at = now
     subscription.updated_at = now
     await session.flush()
+    checkout = await session.get(CheckoutSession, subscription.session_id)
+    assert checkout is not None
+    await _emit(session, "subscription.cancelled", subscription, checkout, previous=previous)
     return subscription
 
 
@@ -309,7 +329,10 @@ async def transaction_status(
             .limit(1)
         )
         return TransactionStatusOut(
-            type=transaction_type, status=checkout.status, tx_hash=tx, message=_message(checkout)
+            type=transaction_type,
+            status=checkout.status,
+            tx_hash=tx,
+            message=checkout_service.status_message(checkout),
         )
     if transaction_type in SUBSCRIPTION_TYPES:
         subscription = await get_subscription(session, principal, uuid)
@@ -326,13 +349,6 @@ async def transaction_status(
         "transactionStatusType must be payment, createSubscription, cancelSubscription or executeSubscription",
         param="transactionStatusType",
     )
-
-
-def _message(checkout: CheckoutSession) -> str | None:
-    flags = [name for name in ("underpaid", "overpaid", "late") if getattr(checkout, name)]
-    if checkout.other_token:
-        flags.append("paid in another accepted token")
-    return ", ".join(flags) or None
 
 
 EMPTY_CURRENCY = CurrencyOut(

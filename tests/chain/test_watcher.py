@@ -201,4 +201,4 @@ def test_payment_after_expiry_is_recorded_as_late(box: Api, database_url: str) -
         [payment] = box.get("/transaction/payments").json()["items"]
         assert payment["late"] is True
         assert payment["amount"] == 4
-        assert "session.late_payment" in event_types(database_url, session["uuid"])
+        assert "payment.late" in event_types(database_url, session["uuid"])

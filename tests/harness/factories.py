@@ -59,6 +59,10 @@ TEST_CHAINS = [
 ]
 
 
+# Fernet key for secrets at rest in tests (conftest also exports it for child processes).
+TEST_SECRET_KEY = "tQUYs1I6NT9-Z0sAk9p37H8oE4wd3m5SwvbtRpwFbHU="
+
+
 def test_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
@@ -66,6 +70,9 @@ def test_settings(database_url: str, **overrides: Any) -> Settings:
         "chains": TEST_CHAINS,
         "telegram_bot_username": "chainpay_test_bot",
         "public_url": "https://pay.shop.example",
+        "secret_key": TEST_SECRET_KEY,
+        # Test receivers listen on loopback; the SSRF tests turn this off explicitly.
+        "webhooks_allow_private": True,
         **overrides,
     }
     return Settings(**values)
@@ -75,7 +82,7 @@ test_settings.__test__ = False  # type: ignore[attr-defined]
 
 
 async def _new_tenant(database_url: str, *, test: bool, name: str, wallet: bool) -> NewOrganization:
-    settings = Settings(database_url=database_url)
+    settings = test_settings(database_url)
     created = await create_organization(
         settings, name=name, owner_email=unique_email("owner"), test_key=test, first=False
     )

@@ -1,0 +1,136 @@
+"""Wire shapes of /v1/webhooks: endpoints, deliveries, event types, verification."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+
+from core.events.types import EVENT_TYPES
+from core.schemas import CamelModel
+
+EndpointUrl = Annotated[str, Field(min_length=1, max_length=2000)]
+EventTypeList = Annotated[list[str], Field(min_length=1, max_length=len(EVENT_TYPES) + 1)]
+ALL_TYPES = "*"
+
+
+def _known_types(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    unknown = [t for t in value if t != ALL_TYPES and t not in EVENT_TYPES]
+    if unknown:
+        raise ValueError(f"unknown event type {unknown[0]!r}; see GET /v1/webhooks/event-types")
+    return sorted(set(value))
+
+
+class EndpointCreate(CamelModel):
+    url: EndpointUrl
+    description: Annotated[str, Field(max_length=500)] | None = None
+    event_types: EventTypeList | None = Field(
+        default=None, description='Event types to receive; absent or ["*"] means every type'
+    )
+    active: bool = True
+
+    _check_types = field_validator("event_types")(_known_types)
+
+
+class EndpointUpdate(CamelModel):
+    """Partial: absent or null fields stay unchanged; eventTypes ["*"] means every type."""
+
+    url: EndpointUrl | None = None
+    description: Annotated[str, Field(max_length=500)] | None = None
+    event_types: EventTypeList | None = None
+    active: bool | None = None
+
+    _check_types = field_validator("event_types")(_known_types)
+
+
+class EndpointOut(CamelModel):
+    uuid: str
+    url: str
+    description: str | None
+    event_types: list[str] | None = Field(description="null: every event type")
+    active: bool
+    disabled_reason: str | None
+    disabled_at: datetime | None
+    secret_rotated_at: datetime | None
+    previous_secret_expires_at: datetime | None
+    test: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class EndpointCreatedOut(EndpointOut):
+    secret: str = Field(description="whsec_… signing secret, shown this once")
+
+
+class EndpointList(CamelModel):
+    items: list[EndpointOut]
+
+
+class RotateSecretIn(CamelModel):
+    overlap_hours: Annotated[int, Field(ge=0, le=24 * 7)] = Field(
+        default=24, description="How long the previous secret keeps signing and verifying"
+    )
+
+
+class SecretOut(CamelModel):
+    secret: str = Field(description="The new whsec_… secret, shown this once")
+    previous_secret_expires_at: datetime | None
+
+
+class AttemptOut(CamelModel):
+    attempt: int
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    response: str | None = Field(description="First 2 KiB of the receiver's answer")
+    error: str | None
+
+
+class DeliveryOut(CamelModel):
+    uuid: str
+    event_id: str
+    event_type: str
+    endpoint_uuid: str | None
+    url: str | None = Field(description="A session's own webhookUrl (null for endpoints)")
+    status: str = Field(description="pending, delivered or failed")
+    attempts: int
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    attempt_log: list[AttemptOut]
+
+
+class DeliveryList(CamelModel):
+    items: list[DeliveryOut]
+
+
+class RedeliverIn(CamelModel):
+    endpoint_uuid: Annotated[str, Field(max_length=36)] | None = Field(
+        default=None, description="Only to this endpoint (default: every target of the event)"
+    )
+
+
+class EventTypeOut(CamelModel):
+    type: str
+    description: str
+
+
+class EventTypesOut(CamelModel):
+    items: list[EventTypeOut]
+
+
+class TestDeliveryOut(CamelModel):
+    event_id: str
+    delivery: DeliveryOut
+
+
+class VerifyIn(CamelModel):
+    """QBitFlow SDK 1.1.0 `client.webhooks.verify`: the parsed body and the two headers."""
+
+    payload: Any
+    received_signature: Annotated[str, Field(max_length=200)]
+    received_timestamp: Annotated[str, Field(max_length=30)]

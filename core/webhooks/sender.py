@@ -1,0 +1,261 @@
+"""The webhook sender: claims due deliveries, posts them outside any transaction, records results.
+
+At-least-once: a delivery is marked delivered only after a 2xx; a sender that dies mid-post
+leaves its claim to run out, and another sender (or itself, restarted) posts again. Each target
+(an endpoint, or a session's own URL) gets at most `webhook_per_endpoint_in_flight` concurrent
+posts, so a receiver that is slow or never answers only ever holds that many of the sender's
+`webhook_max_in_flight` slots; everyone else keeps flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import aiohttp
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.config import Settings
+from core.db import transaction
+from core.models.base import utcnow
+from core.webhooks import service as webhooks_service
+from core.webhooks.crypto import SecretBox
+from core.webhooks.service import RESPONSE_EXCERPT_BYTES, Claim, Outcome
+from core.webhooks.signing import delivery_headers
+from core.webhooks.ssrf import (
+    BlockedTarget,
+    GuardedResolver,
+    Resolve,
+    checked_addresses,
+    literal_address,
+    system_resolve,
+)
+
+log = structlog.get_logger(__name__)
+
+
+def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
+    """Retry-After as seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return timedelta(seconds=int(value))
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(timedelta(0), moment - now)
+
+
+class WebhookSender:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        *,
+        box: SecretBox | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        resolve: Resolve = system_resolve,
+        allow_private: bool | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+        self.box = box or SecretBox.from_settings(settings)
+        self.clock = clock
+        self.resolve = resolve
+        self.allow_private = (
+            settings.webhooks_allow_private if allow_private is None else allow_private
+        )
+        self.rng = rng or random.Random()
+        self.timeout = settings.webhook_timeout_seconds
+        self.lease = timedelta(seconds=settings.webhook_timeout_seconds + 60)
+        self.max_in_flight = settings.webhook_max_in_flight
+        self.per_target = settings.webhook_per_endpoint_in_flight
+        self._http: aiohttp.ClientSession | None = None
+        self._in_flight: dict[asyncio.Task[tuple[Claim, Outcome]], Claim] = {}
+        self._per_target: Counter[str] = Counter()
+        self._wake = asyncio.Event()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            connector = aiohttp.TCPConnector(
+                resolver=GuardedResolver(allow_private=self.allow_private, resolve=self.resolve),
+                use_dns_cache=False,  # every new connection is resolved and checked again
+                limit=self.max_in_flight,
+                limit_per_host=self.per_target,
+            )
+            self._http = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                trust_env=False,
+                auto_decompress=False,
+            )
+        return self._http
+
+    async def close(self) -> None:
+        for task in list(self._in_flight):
+            task.cancel()
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+            claims = list(self._in_flight.values())
+            self._in_flight.clear()
+            with contextlib.suppress(Exception):
+                async with transaction(self.sessionmaker) as session:
+                    await webhooks_service.release(session, claims)
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    def wake(self) -> None:
+        """Something new is due (e.g. a test delivery was requested): look now."""
+        self._wake.set()
+
+    # --- one round ---------------------------------------------------------------------------
+
+    def _room_for(self, target: str) -> int:
+        return self.per_target - self._per_target[target]
+
+    async def _claim(self) -> int:
+        free = self.max_in_flight - len(self._in_flight)
+        if free <= 0:
+            return 0
+        saturated = [t for t, n in self._per_target.items() if n >= self.per_target]
+        async with transaction(self.sessionmaker) as session:
+            claims = await webhooks_service.claim_due(
+                session,
+                self.box,
+                now=self.clock(),
+                lease=self.lease,
+                limit=free,
+                room_for=self._room_for,
+                busy_endpoints=[
+                    int(t.split(":", 1)[1]) for t in saturated if t.startswith("endpoint:")
+                ],
+                busy_urls=[t for t in saturated if not t.startswith("endpoint:")],
+            )
+        for claim in claims:
+            self._per_target[claim.target] += 1
+            task = asyncio.create_task(self._deliver(claim))
+            self._in_flight[task] = claim
+        return len(claims)
+
+    async def _finish(self, done: set[asyncio.Task[tuple[Claim, Outcome]]]) -> None:
+        results = []
+        for task in done:
+            claim = self._in_flight.pop(task)
+            self._per_target[claim.target] -= 1
+            if self._per_target[claim.target] <= 0:
+                del self._per_target[claim.target]
+            results.append(task.result())
+        async with transaction(self.sessionmaker) as session:
+            await webhooks_service.record(
+                session,
+                results,
+                now=self.clock(),
+                disable_after_exhausted=self.settings.webhook_disable_after_exhausted,
+                rng=self.rng,
+            )
+
+    async def run_once(self) -> int:
+        """Deliver everything due now (respecting the per-target limit); return attempts made."""
+        attempts = 0
+        while True:
+            attempts += await self._claim()
+            if not self._in_flight:
+                return attempts
+            done, _ = await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+            await self._finish(done)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set."""
+        log.info("webhook_sender_started", max_in_flight=self.max_in_flight)
+        try:
+            while not stop.is_set():
+                try:
+                    claimed = await self._claim()
+                except Exception:  # the database is down or busy: try again shortly
+                    log.exception("webhook_claim_failed")
+                    claimed = 0
+                if claimed and len(self._in_flight) < self.max_in_flight:
+                    continue  # more may be due right now
+                waiters: set[asyncio.Future[object]] = set(self._in_flight)  # type: ignore[arg-type]
+                wake = asyncio.ensure_future(self._wake.wait())
+                stopping = asyncio.ensure_future(stop.wait())
+                done, _ = await asyncio.wait(
+                    waiters | {wake, stopping},
+                    timeout=self.settings.webhook_poll_seconds,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                wake.cancel()
+                stopping.cancel()
+                self._wake.clear()
+                finished = {t for t in self._in_flight if t.done()}
+                if finished:
+                    try:
+                        await self._finish(finished)
+                    except Exception:
+                        log.exception("webhook_record_failed")
+        finally:
+            await self.close()
+
+    # --- one attempt -------------------------------------------------------------------------
+
+    async def _deliver(self, claim: Claim) -> tuple[Claim, Outcome]:
+        started_at = self.clock()
+        started = time.monotonic()
+
+        def took() -> int:
+            return int((time.monotonic() - started) * 1000)
+
+        try:
+            host = urlsplit(claim.url).hostname or ""
+            if literal_address(host) is not None:
+                # aiohttp skips the resolver for IP literals; check them here instead.
+                await checked_addresses(host, 0, allow_private=self.allow_private)
+            headers = delivery_headers(
+                event_id=claim.event_id,
+                event_type=claim.event_type,
+                body=claim.body,
+                timestamp=int(time.time()),
+                secrets=claim.secrets,
+            )
+            async with self._client().post(
+                claim.url, data=claim.body.encode(), headers=headers, allow_redirects=False
+            ) as response:
+                excerpt = await response.content.read(RESPONSE_EXCERPT_BYTES)
+                return claim, Outcome(
+                    started_at=started_at,
+                    duration_ms=took(),
+                    status_code=response.status,
+                    response=excerpt.decode("utf-8", errors="replace") or None,
+                    error=None if 200 <= response.status < 300 else f"HTTP {response.status}",
+                    retry_after=parse_retry_after(
+                        response.headers.get("Retry-After"), self.clock()
+                    ),
+                )
+        except BlockedTarget as exc:
+            error = f"blocked: {exc}"
+        except aiohttp.ClientConnectorError as exc:
+            blocked = isinstance(exc.os_error, BlockedTarget)
+            error = f"blocked: {exc.os_error}" if blocked else f"connection failed: {exc.os_error}"
+        except TimeoutError:
+            error = f"timed out after {self.timeout:g} s"
+        except aiohttp.ClientError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        except ValueError as exc:  # e.g. an unreadable secret, a URL aiohttp refuses
+            error = f"{type(exc).__name__}: {exc}"
+        return claim, Outcome(started_at=started_at, duration_ms=took(), error=error[:500])

@@ -96,7 +96,7 @@ class WebhookSender:
                 resolver=GuardedResolver(allow_private=self.allow_private, resolve=self.resolve),
                 use_dns_cache=False,  # every new connection is resolved and checked again
                 limit=self.max_in_flight,
-                limit_per_host=self.per_target,
+                limit_per_host=0,  # per target (not per host) limits are ours, above
             )
             self._http = aiohttp.ClientSession(
                 connector=connector,

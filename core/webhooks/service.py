@@ -320,19 +320,14 @@ async def _records(
         )
     }
     endpoint_ids = {d.endpoint_id for d in deliveries if d.endpoint_id is not None}
-    endpoints = (
-        dict(
-            (
-                await session.execute(
-                    select(WebhookEndpoint.id, WebhookEndpoint.uuid).where(
-                        WebhookEndpoint.id.in_(endpoint_ids)
-                    )
-                )
-            ).tuples()
+    endpoints: dict[int, str] = {}
+    if endpoint_ids:
+        rows = await session.execute(
+            select(WebhookEndpoint.id, WebhookEndpoint.uuid).where(
+                WebhookEndpoint.id.in_(endpoint_ids)
+            )
         )
-        if endpoint_ids
-        else {}
-    )
+        endpoints = {endpoint_id: uuid for endpoint_id, uuid in rows}
     attempts: dict[int, list[WebhookAttempt]] = {}
     for attempt in await session.scalars(
         select(WebhookAttempt)
@@ -472,7 +467,7 @@ async def claim_due(
         query = query.where(
             or_(WebhookDelivery.url.is_(None), WebhookDelivery.url.not_in(busy_urls))
         )
-    rows = (await session.execute(query)).tuples().all()
+    rows = (await session.execute(query)).all()
     until = now + lease
     defaults: dict[int, list[str]] = {}
     claims: list[Claim] = []

@@ -28,6 +28,7 @@ class Tenant:
     owner_id: int
     owner_email: str
     key: str
+    webhook_secret: str = ""  # the organization's default secret (sessions' webhookUrl)
 
 
 def unique_email(prefix: str = "user") -> str:
@@ -102,7 +103,11 @@ def make_tenant(
 ) -> Tenant:
     created = asyncio.run(_new_tenant(database_url, test=test, name=name, wallet=wallet))
     return Tenant(
-        created.organization_id, created.owner_user_id, created.owner_email, created.api_key
+        created.organization_id,
+        created.owner_user_id,
+        created.owner_email,
+        created.api_key,
+        created.webhook_secret,
     )
 
 

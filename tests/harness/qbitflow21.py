@@ -38,8 +38,17 @@ json.dump(out, sys.stdout)
 def ensure_installed() -> Path:
     if not (TARGET / "qbitflow" / "webhooks.py").exists():
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
-             str(TARGET), "qbitflow==2.1.0"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--target",
+                str(TARGET),
+                "qbitflow==2.1.0",
+            ],
             check=True,
         )
     return TARGET
@@ -63,8 +72,15 @@ def run(items: list[dict[str, Any]]) -> list[Any]:
 def verify(secret: str, timestamp: str, signature: str, body: bytes) -> bool | str:
     """True, or the verifier's complaint."""
     result = run(
-        [{"op": "verify", "secret": secret, "timestamp": timestamp, "signature": signature,
-          "body": body.decode()}]
+        [
+            {
+                "op": "verify",
+                "secret": secret,
+                "timestamp": timestamp,
+                "signature": signature,
+                "body": body.decode(),
+            }
+        ]
     )[0]
     return True if result is True else str(result)
 

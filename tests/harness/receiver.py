@@ -63,9 +63,7 @@ class Receiver:
                 Received(path, {k.lower(): v for k, v in request.headers.items()}, body)
             )
             self.in_flight[path] = self.in_flight.get(path, 0) + 1
-            self.peak_in_flight[path] = max(
-                self.peak_in_flight.get(path, 0), self.in_flight[path]
-            )
+            self.peak_in_flight[path] = max(self.peak_in_flight.get(path, 0), self.in_flight[path])
         try:
             answer = self._next_answer(path)
             if answer == HANG:

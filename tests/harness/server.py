@@ -28,7 +28,11 @@ def live_server(settings: Settings, **app_options: Any) -> Iterator[str]:
     """Serve the app until the block ends; yields the base URL (no trailing slash)."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings, **app_options), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        create_app(settings, **app_options),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)

@@ -69,19 +69,24 @@ def test_endpoint_lifecycle_shows_the_secret_once(sandbox: Api) -> None:
     created = new_endpoint(
         sandbox, "http://127.0.0.1:9/hook", description="orders", eventTypes=["session.completed"]
     )
-    assert created["secret"].startswith("whsec_") and created["test"] is True
-    assert created["eventTypes"] == ["session.completed"] and created["active"] is True
+    assert created["secret"].startswith("whsec_")
+    assert created["test"] is True
+    assert created["eventTypes"] == ["session.completed"]
+    assert created["active"] is True
     uuid = created["uuid"]
     fetched = sandbox.get(f"/webhooks/endpoints/{uuid}").json()
-    assert "secret" not in fetched and fetched["description"] == "orders"
+    assert "secret" not in fetched
+    assert fetched["description"] == "orders"
     listed = sandbox.get("/webhooks/endpoints").json()["items"]
-    assert [e["uuid"] for e in listed] == [uuid] and "secret" not in listed[0]
+    assert [e["uuid"] for e in listed] == [uuid]
+    assert "secret" not in listed[0]
     assert created["secret"] not in json.dumps(listed)
 
     changed = sandbox.request(
         "PATCH", f"/webhooks/endpoints/{uuid}", json={"eventTypes": ["*"], "active": False}
     ).json()
-    assert changed["eventTypes"] is None and changed["active"] is False
+    assert changed["eventTypes"] is None
+    assert changed["active"] is False
     rotated = sandbox.post(f"/webhooks/endpoints/{uuid}/rotate-secret", json={"overlapHours": 2})
     assert rotated.status_code == 200, rotated.text
     assert rotated.json()["secret"] not in (created["secret"], None)
@@ -93,7 +98,11 @@ def test_endpoint_lifecycle_shows_the_secret_once(sandbox: Api) -> None:
 
 def test_bad_endpoint_input_names_the_field(sandbox: Api, api: Api) -> None:
     cases: list[tuple[Api, dict[str, Any], str]] = [
-        (sandbox, {"url": "http://127.0.0.1:9/h", "eventTypes": ["payment.teleported"]}, "eventTypes"),
+        (
+            sandbox,
+            {"url": "http://127.0.0.1:9/h", "eventTypes": ["payment.teleported"]},
+            "eventTypes",
+        ),
         (sandbox, {"url": "http://127.0.0.1:9/h", "eventTypes": []}, "eventTypes"),
         (sandbox, {"url": "ftp://127.0.0.1/h"}, "url"),
         (sandbox, {"url": "not a url"}, "url"),
@@ -130,12 +139,23 @@ def test_endpoints_are_private_to_their_organization_mode_and_admins(
 def test_event_types_are_listed_with_descriptions(api: Api) -> None:
     items = api.get("/webhooks/event-types").json()["items"]
     types = {item["type"] for item in items}
-    for required in (
-        "session.completed session.expired session.underpaid session.overpaid payment.detected "
-        "payment.confirmed payment.orphaned payment.late subscription.created "
-        "subscription.renewed subscription.renewal_due subscription.past_due "
-        "subscription.expired subscription.cancelled webhook.test"
-    ).split():
+    for required in [
+        "session.completed",
+        "session.expired",
+        "session.underpaid",
+        "session.overpaid",
+        "payment.detected",
+        "payment.confirmed",
+        "payment.orphaned",
+        "payment.late",
+        "subscription.created",
+        "subscription.renewed",
+        "subscription.renewal_due",
+        "subscription.past_due",
+        "subscription.expired",
+        "subscription.cancelled",
+        "webhook.test",
+    ]:
         assert required in types
     assert all(item["description"] for item in items)
 
@@ -158,7 +178,8 @@ def test_delivery_verifies_with_all_three_verifiers_and_tampering_fails_all(
     body, headers = got.body, got.headers
     event = json.loads(body)
     assert event["id"] == queued["eventId"] == headers["webhook-id"]
-    assert event["type"] == "webhook.test" and headers["x-webhook-id"] == "test-webhook-id"
+    assert event["type"] == "webhook.test"
+    assert headers["x-webhook-id"] == "test-webhook-id"
     ts, signature = headers["x-webhook-timestamp"], headers["x-webhook-signature-256"]
 
     client = sdk(sandbox.client.headers["X-API-Key"])
@@ -274,10 +295,12 @@ def test_paid_session_reaches_its_webhook_url_and_filtered_endpoints(
     parsed = SessionWebhookResponse.model_validate_json(completed.body)
     assert parsed.uuid == session["uuid"] == parsed.session.uuid
     assert parsed.status.status is TransactionStatusValue.COMPLETED
-    assert parsed.status.tx_hash and parsed.session.price == 19.99
+    assert parsed.status.tx_hash
+    assert parsed.session.price == 19.99
     assert parsed.session.description == "Video <course> & notes"
     body = json.loads(completed.body)
-    assert body["data"]["price"] == "19.99" and body["data"]["paidUsd"] == "19.99"
+    assert body["data"]["price"] == "19.99"
+    assert body["data"]["paidUsd"] == "19.99"
     assert b"\\u003ccourse\\u003e \\u0026" in completed.body
 
     [only] = receiver.at("/completed")
@@ -286,7 +309,8 @@ def test_paid_session_reaches_its_webhook_url_and_filtered_endpoints(
     assert len(receiver.at("/all")) == 3
     confirmed = next(r for r in receiver.at("/all") if b"payment.confirmed" in r.body)
     data = json.loads(confirmed.body)["data"]
-    assert data["amountBaseUnits"] == "19990000" and data["amountUsd"] == "19.99"
+    assert data["amountBaseUnits"] == "19990000"
+    assert data["amountUsd"] == "19.99"
     assert Webhook(everything["secret"]).verify(confirmed.body, confirmed.headers)
 
 
@@ -309,15 +333,18 @@ def test_failing_receiver_is_retried_until_it_recovers(
     clock.now += timedelta(minutes=2)
     assert send_due(database_url, settings, clock=clock) == 1
     [delivery] = deliveries(sandbox, endpoint)
-    assert delivery["status"] == "delivered" and delivery["attempts"] == 3
+    assert delivery["status"] == "delivered"
+    assert delivery["attempts"] == 3
     log = delivery["attemptLog"]
     assert [a["attempt"] for a in log] == [1, 2, 3]
     assert [a["statusCode"] for a in log] == [500, 502, 200]
-    assert log[0]["response"] == "answer 500" and log[0]["error"] == "HTTP 500"
+    assert log[0]["response"] == "answer 500"
+    assert log[0]["error"] == "HTTP 500"
     assert all(a["durationMs"] >= 0 for a in log)
     bodies = {r.body for r in receiver.at("/flaky")}
     ids = {r.headers["webhook-id"] for r in receiver.at("/flaky")}
-    assert len(bodies) == 1 and len(ids) == 1  # the same bytes and id on every attempt
+    assert len(bodies) == 1
+    assert len(ids) == 1
 
 
 def test_retry_after_is_honoured(
@@ -340,13 +367,12 @@ def test_gone_disables_the_endpoint_and_tells_the_owner(
 ) -> None:
     receiver.answer("/gone", 410)
     gone = new_endpoint(sandbox, receiver.url("/gone"))
-    watcher = new_endpoint(
-        sandbox, receiver.url("/ops"), eventTypes=["webhook.endpoint_disabled"]
-    )
+    watcher = new_endpoint(sandbox, receiver.url("/ops"), eventTypes=["webhook.endpoint_disabled"])
     queue_test(sandbox, gone)
     send_due(database_url, settings)
     state = sandbox.get(f"/webhooks/endpoints/{gone['uuid']}").json()
-    assert state["active"] is False and state["disabledReason"] == "410 Gone"
+    assert state["active"] is False
+    assert state["disabledReason"] == "410 Gone"
     assert deliveries(sandbox, gone)[0]["status"] == "failed"
     [notice] = receiver.at("/ops")
     assert json.loads(notice.body)["data"]["endpointUUID"] == gone["uuid"]
@@ -375,7 +401,8 @@ def test_events_that_keep_exhausting_retries_disable_the_endpoint(
         clock.now += timedelta(hours=27)
     assert total == 20  # ten attempts each: the first and nine retries
     for delivery in deliveries(sandbox, endpoint):
-        assert delivery["status"] == "failed" and delivery["attempts"] == 10
+        assert delivery["status"] == "failed"
+        assert delivery["attempts"] == 10
     state = sandbox.get(f"/webhooks/endpoints/{endpoint['uuid']}").json()
     assert state["active"] is False
     assert state["disabledReason"] == "2 events in a row failed every retry"

@@ -52,7 +52,9 @@ def test_stored_body_is_a_fixed_point_of_canonicalization(value: Any) -> None:
     # Parsed the way receivers parse it (floats) or the way our API parses it (Decimals):
     assert canonical_json(json.loads(body)) == body
     assert canonical_json(json.loads(body, parse_float=Decimal)) == body
-    assert "<" not in body and ">" not in body and "&" not in body
+    assert "<" not in body
+    assert ">" not in body
+    assert "&" not in body
 
 
 def test_qbitflow_2_1_0_canonicalizes_our_bodies_to_themselves() -> None:
@@ -112,16 +114,21 @@ def test_server_side_check_accepts_any_live_secret_and_rejects_the_rest() -> Non
     payload = {"id": "evt_2", "data": {"amount": "1.50"}, "n": 3}
     now = int(time.time())
     ts = str(now)
-    sig = "sha256=" + hmac.new(
-        secret.encode(), f"{ts}.{canonical_json(payload)}".encode(), hashlib.sha256
-    ).hexdigest()
+    sig = (
+        "sha256="
+        + hmac.new(
+            secret.encode(), f"{ts}.{canonical_json(payload)}".encode(), hashlib.sha256
+        ).hexdigest()
+    )
     kwargs = {"payload": payload, "timestamp": ts, "now": now}
     assert verify_qbitflow([other, secret], signature=sig, **kwargs)  # type: ignore[arg-type]
     assert verify_qbitflow([secret], signature=sig.removeprefix("sha256="), **kwargs)  # type: ignore[arg-type]
     assert not verify_qbitflow([other], signature=sig, **kwargs)  # type: ignore[arg-type]
     changed = {**payload, "n": 4}
     assert not verify_qbitflow([secret], payload=changed, signature=sig, timestamp=ts, now=now)
-    assert not verify_qbitflow([secret], payload=payload, signature=sig, timestamp=ts, now=now + 301)
+    assert not verify_qbitflow(
+        [secret], payload=payload, signature=sig, timestamp=ts, now=now + 301
+    )
     assert not verify_qbitflow([secret], payload=payload, signature=sig, timestamp="x", now=now)
 
 
@@ -131,7 +138,8 @@ def test_secret_box_round_trips_and_refuses_a_changed_key(tmp_path: Any) -> None
 
     first = SecretBox.from_settings(Settings(secret_key="first passphrase"))
     token = first.encrypt("whsec_abc")
-    assert "whsec_abc" not in token and first.decrypt(token) == "whsec_abc"
+    assert "whsec_abc" not in token
+    assert first.decrypt(token) == "whsec_abc"
     rotated = SecretBox.from_settings(Settings(secret_key="second passphrase,first passphrase"))
     assert rotated.decrypt(token) == "whsec_abc"  # old key still reads, new key encrypts
     with pytest.raises(SecretUnreadable):

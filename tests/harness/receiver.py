@@ -36,6 +36,7 @@ class Receiver:
     answers: dict[str, list[Answer]] = field(default_factory=dict)
     in_flight: dict[str, int] = field(default_factory=dict)
     peak_in_flight: dict[str, int] = field(default_factory=dict)
+    delays: dict[str, float] = field(default_factory=dict)  # seconds before answering
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _release: asyncio.Event | None = None
 
@@ -65,6 +66,8 @@ class Receiver:
             self.in_flight[path] = self.in_flight.get(path, 0) + 1
             self.peak_in_flight[path] = max(self.peak_in_flight.get(path, 0), self.in_flight[path])
         try:
+            if self.delays.get(path):
+                await asyncio.sleep(self.delays[path])
             answer = self._next_answer(path)
             if answer == HANG:
                 assert self._release is not None

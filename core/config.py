@@ -111,7 +111,7 @@ class Settings(BaseSettings):
         default=64, ge=1, le=10_000, description="Deliveries a sender runs at once"
     )
     webhook_per_endpoint_in_flight: int = Field(
-        default=4, ge=1, le=1_000, description="Deliveries to one target at once"
+        default=8, ge=1, le=1_000, description="Deliveries to one target at once"
     )
     webhook_poll_seconds: float = Field(
         default=1.0, gt=0, le=60, description="Pause between idle sender rounds"

@@ -10,7 +10,6 @@ posts, so a receiver that is slow or never answers only ever holds that many of 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
 import random
 import time
@@ -40,6 +39,10 @@ from core.webhooks.ssrf import (
 )
 
 log = structlog.get_logger(__name__)
+
+# How long a sender waits, after one post finished, for others to finish before recording.
+BATCH_WINDOW_SECONDS = 0.005
+SLOW_AFTER_SECONDS = 0.5
 
 
 def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
@@ -85,7 +88,9 @@ class WebhookSender:
         self.per_target = settings.webhook_per_endpoint_in_flight
         self._http: aiohttp.ClientSession | None = None
         self._in_flight: dict[asyncio.Task[tuple[Claim, Outcome]], Claim] = {}
+        self._started: dict[asyncio.Task[tuple[Claim, Outcome]], float] = {}
         self._per_target: Counter[str] = Counter()
+        self._unrecorded: list[tuple[Claim, Outcome]] = []
         self._wake = asyncio.Event()
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -95,7 +100,7 @@ class WebhookSender:
             connector = aiohttp.TCPConnector(
                 resolver=GuardedResolver(allow_private=self.allow_private, resolve=self.resolve),
                 use_dns_cache=False,  # every new connection is resolved and checked again
-                limit=self.max_in_flight,
+                limit=0,  # our own limits (slots, per target) apply; see _free_slots
                 limit_per_host=0,  # per target (not per host) limits are ours, above
             )
             self._http = aiohttp.ClientSession(
@@ -107,15 +112,31 @@ class WebhookSender:
         return self._http
 
     async def close(self) -> None:
-        for task in list(self._in_flight):
+        """Record what finished, hand back what did not (another sender retries it)."""
+        unfinished = [t for t in self._in_flight if not t.done()]
+        for task in unfinished:
             task.cancel()
-        if self._in_flight:
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
-            claims = list(self._in_flight.values())
-            self._in_flight.clear()
-            with contextlib.suppress(Exception):
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        results = self._unrecorded + [
+            t.result() for t in self._in_flight if not t.cancelled() and t.exception() is None
+        ]
+        released = [c for t, c in self._in_flight.items() if t.cancelled()]
+        self._in_flight.clear()
+        self._started.clear()
+        self._unrecorded = []
+        if results or released:
+            try:
                 async with transaction(self.sessionmaker) as session:
-                    await webhooks_service.release(session, claims)
+                    await webhooks_service.record(
+                        session,
+                        results,
+                        now=self.clock(),
+                        disable_after_exhausted=self.settings.webhook_disable_after_exhausted,
+                        rng=self.rng,
+                    )
+                    await webhooks_service.release(session, released)
+            except Exception:  # claims run out on their own; the work is redone, not lost
+                log.exception("webhook_close_failed")
         if self._http is not None:
             await self._http.close()
             self._http = None
@@ -129,56 +150,79 @@ class WebhookSender:
     def _room_for(self, target: str) -> int:
         return self.per_target - self._per_target[target]
 
-    async def _claim(self) -> int:
-        free = self.max_in_flight - len(self._in_flight)
-        if free <= 0:
-            return 0
-        saturated = [t for t, n in self._per_target.items() if n >= self.per_target]
-        async with transaction(self.sessionmaker) as session:
-            claims = await webhooks_service.claim_due(
-                session,
-                self.box,
-                now=self.clock(),
-                lease=self.lease,
-                limit=free,
-                room_for=self._room_for,
-                busy_endpoints=[
-                    int(t.split(":", 1)[1]) for t in saturated if t.startswith("endpoint:")
-                ],
-                busy_urls=[t for t in saturated if not t.startswith("endpoint:")],
-            )
-        for claim in claims:
-            self._per_target[claim.target] += 1
-            task = asyncio.create_task(self._deliver(claim))
-            self._in_flight[task] = claim
-        return len(claims)
+    async def _cycle(self) -> int:
+        """Record every finished attempt and claim new work, in one transaction.
 
-    async def _finish(self, done: set[asyncio.Task[tuple[Claim, Outcome]]]) -> None:
-        results = []
-        for task in done:
+        Results stay in memory until that transaction commits, so a failed one (the database
+        restarting) loses nothing: they are recorded on the next cycle.
+        """
+        for task in [t for t in self._in_flight if t.done()]:
             claim = self._in_flight.pop(task)
+            self._started.pop(task, None)
             self._per_target[claim.target] -= 1
             if self._per_target[claim.target] <= 0:
                 del self._per_target[claim.target]
-            results.append(task.result())
+            self._unrecorded.append(task.result())
+        free = self._free_slots()
+        saturated = [t for t, n in self._per_target.items() if n >= self.per_target]
         async with transaction(self.sessionmaker) as session:
             await webhooks_service.record(
                 session,
-                results,
+                self._unrecorded,
                 now=self.clock(),
                 disable_after_exhausted=self.settings.webhook_disable_after_exhausted,
                 rng=self.rng,
             )
+            claims = []
+            if free > 0:
+                claims = await webhooks_service.claim_due(
+                    session,
+                    self.box,
+                    now=self.clock(),  # read after recording: events it emitted are due
+                    lease=self.lease,
+                    limit=free,
+                    room_for=self._room_for,
+                    busy_endpoints=[
+                        int(t.split(":", 1)[1]) for t in saturated if t.startswith("endpoint:")
+                    ],
+                    busy_urls=[t for t in saturated if not t.startswith("endpoint:")],
+                )
+        self._unrecorded = []
+        for claim in claims:
+            self._per_target[claim.target] += 1
+            task = asyncio.create_task(self._deliver(claim))
+            self._in_flight[task] = claim
+            self._started[task] = time.monotonic()
+        return len(claims)
+
+    def _free_slots(self) -> int:
+        """Slots for new posts. A post running longer than SLOW_AFTER_SECONDS (a receiver that
+        hangs) stops counting against the sender, so dead endpoints cannot starve live ones;
+        the per-target limit bounds them, and so does a hard cap at 4x the slots."""
+        cutoff = time.monotonic() - SLOW_AFTER_SECONDS
+        young = sum(1 for started in self._started.values() if started > cutoff)
+        hard_room = 4 * self.max_in_flight - len(self._in_flight)
+        return max(0, min(self.max_in_flight - young, hard_room))
+
+    async def _gather_more(self) -> None:
+        """A post finished: let others finish too (a few ms), so one transaction records many."""
+        enough = max(1, len(self._in_flight) // 4)
+        deadline = time.monotonic() + BATCH_WINDOW_SECONDS
+        while sum(t.done() for t in self._in_flight) < enough:
+            left = deadline - time.monotonic()
+            pending = [t for t in self._in_flight if not t.done()]
+            if left <= 0 or not pending:
+                return
+            await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
 
     async def run_once(self) -> int:
         """Deliver everything due now (respecting the per-target limit); return attempts made."""
         attempts = 0
         while True:
-            attempts += await self._claim()
+            attempts += await self._cycle()
             if not self._in_flight:
                 return attempts
-            done, _ = await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
-            await self._finish(done)
+            await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set."""
@@ -186,12 +230,9 @@ class WebhookSender:
         try:
             while not stop.is_set():
                 try:
-                    claimed = await self._claim()
+                    await self._cycle()
                 except Exception:  # the database is down or busy: try again shortly
-                    log.exception("webhook_claim_failed")
-                    claimed = 0
-                if claimed and len(self._in_flight) < self.max_in_flight:
-                    continue  # more may be due right now
+                    log.exception("webhook_cycle_failed")
                 waiters: set[asyncio.Future[object]] = set(self._in_flight)  # type: ignore[arg-type]
                 wake = asyncio.ensure_future(self._wake.wait())
                 stopping = asyncio.ensure_future(stop.wait())
@@ -203,12 +244,8 @@ class WebhookSender:
                 wake.cancel()
                 stopping.cancel()
                 self._wake.clear()
-                finished = {t for t in self._in_flight if t.done()}
-                if finished:
-                    try:
-                        await self._finish(finished)
-                    except Exception:
-                        log.exception("webhook_record_failed")
+                if done & waiters and not stop.is_set():
+                    await self._gather_more()
         finally:
             await self.close()
 

@@ -109,6 +109,41 @@ def test_init_then_serve_answers_with_the_printed_key(
     assert httpx.get(f"{base}/v1/user", headers={"X-API-Key": key + "x"}).status_code == 401
 
 
+def test_init_prints_the_default_webhook_secret_that_serve_verifies_with(
+    served: tuple[str, dict[str, object]], tmp_path: Path
+) -> None:
+    import hashlib
+    import hmac
+    import time
+
+    base, created = served
+    secret = str(created["webhook_secret"])
+    assert secret.startswith("whsec_")
+    # No CHAINPAY_SECRET_KEY here: the key at rest was generated beside the database, owner-only.
+    key_file = tmp_path / "chainpay-secret.key"
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert secret not in (tmp_path / "chainpay.db").read_bytes().decode("latin-1")
+    payload = {"id": "evt_x", "type": "webhook.test", "data": {}}
+    ts = str(int(time.time()))
+    body = '{"data":{},"id":"evt_x","type":"webhook.test"}'
+    signature = hmac.new(secret.encode(), f"{ts}.{body}".encode(), hashlib.sha256).hexdigest()
+    check = {"payload": payload, "receivedTimestamp": ts}
+    headers = {"X-API-Key": str(created["api_key"])}
+    ok = httpx.post(
+        f"{base}/v1/webhooks/verify",
+        json={**check, "receivedSignature": "sha256=" + signature},
+        headers=headers,
+    )
+    assert ok.status_code == 200, ok.text
+    bad = httpx.post(
+        f"{base}/v1/webhooks/verify",
+        json={**check, "receivedSignature": "sha256=" + "0" * 64},
+        headers=headers,
+    )
+    assert bad.status_code == 400
+    assert signature not in bad.text
+
+
 def test_serve_on_an_empty_directory_initializes_once_and_prints_the_key(tmp_path: Path) -> None:
     from tests.harness.chains import require_anvil
 

@@ -42,6 +42,7 @@ EndpointUUID = Annotated[str, Path(min_length=1, max_length=36, description="End
 
 
 class InvalidSignature(InvalidInput):
+    status_code = 400  # what QBitFlow answers, and what its SDK reads as "not valid"
     code = "invalid_signature"
 
 

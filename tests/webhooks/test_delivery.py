@@ -23,7 +23,14 @@ from core.db import create_engine, create_sessionmaker
 from core.webhooks.crypto import new_secret
 from core.webhooks.sender import WebhookSender
 from tests.harness import qbitflow21
-from tests.harness.factories import Api, Tenant, make_member, pay_session, test_settings
+from tests.harness.factories import (
+    Api,
+    Tenant,
+    make_member,
+    make_product,
+    pay_session,
+    test_settings,
+)
 from tests.harness.receiver import HANG, Receiver
 from tests.webhooks.conftest import Clock, send_due
 
@@ -456,3 +463,50 @@ def test_a_dead_endpoint_does_not_hold_up_a_healthy_one(
         stop_holder["loop"].call_soon_threadsafe(stop_holder["stop"].set)
         thread.join(timeout=30)
     assert not thread.is_alive()
+
+
+def test_subscription_events_carry_status_transitions(
+    sandbox: Api, receiver: Receiver, database_url: str, settings: Any
+) -> None:
+    endpoint = new_endpoint(
+        sandbox,
+        receiver.url("/subs"),
+        eventTypes=["subscription.created", "subscription.renewed", "subscription.cancelled"],
+    )
+    product = make_product(sandbox, price="7.5")
+    created = sandbox.post(
+        "/transaction/session-checkout",
+        json={
+            "productId": product["id"],
+            "options": {
+                "subscriptionType": "subscription",
+                "frequency": {"value": 1, "unit": "months"},
+            },
+        },
+    )
+    assert created.status_code == 200, created.text
+    address = created.json()["depositAddress"]
+    tx = pay_session(database_url, address, 7_500_000)
+    pay_session(database_url, address, 7_500_000)  # the next period, paid ahead
+    send_due(database_url, settings)
+    bodies = [json.loads(r.body) for r in receiver.at("/subs")]
+    assert [b["type"] for b in bodies] == ["subscription.created", "subscription.renewed"]
+    first, renewed = (b["data"] for b in bodies)
+    assert first["previousStatus"] is None
+    assert first["currentStatus"] == "active"
+    assert first["tx"] == tx
+    assert first["priceUsd"] == "7.5"
+    assert renewed["subscriptionUUID"] == first["subscriptionUUID"]
+    assert renewed["previousStatus"] == "active"
+    assert renewed["periodsPaid"] == 2
+
+    uuid = first["subscriptionUUID"]
+    cancelled = sandbox.get(f"/transaction/subscription/processing/force-cancel/{uuid}")
+    assert cancelled.status_code == 200, cancelled.text
+    send_due(database_url, settings)
+    last = json.loads(receiver.at("/subs")[-1].body)
+    assert last["type"] == "subscription.cancelled"
+    assert last["data"]["previousStatus"] == "active"
+    assert last["data"]["currentStatus"] == "cancelled"
+    for received in receiver.at("/subs"):
+        assert Webhook(endpoint["secret"]).verify(received.body, received.headers)

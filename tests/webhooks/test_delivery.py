@@ -510,3 +510,30 @@ def test_subscription_events_carry_status_transitions(
     assert last["data"]["currentStatus"] == "cancelled"
     for received in receiver.at("/subs"):
         assert Webhook(endpoint["secret"]).verify(received.body, received.headers)
+
+
+def test_rotating_the_default_secret_keeps_the_old_one_for_the_overlap(
+    sandbox: Api, tenant: Tenant, receiver: Receiver, database_url: str, settings: Any
+) -> None:
+    rotated = sandbox.post("/webhooks/default-secret/rotate", json={"overlapHours": 1})
+    assert rotated.status_code == 200, rotated.text
+    new = rotated.json()["secret"]
+    assert new != tenant.webhook_secret
+    created = sandbox.post(
+        "/transaction/session-checkout",
+        json={
+            "productName": "Pass",
+            "description": "Day pass",
+            "price": "3",
+            "webhookUrl": receiver.url("/own"),
+        },
+    ).json()
+    pay_session(database_url, created["depositAddress"], 3_000_000)
+    send_due(database_url, settings)
+    received = receiver.at("/own")
+    assert len(received) == 3
+    for got in received:
+        assert Webhook(new).verify(got.body, got.headers)
+        assert Webhook(tenant.webhook_secret).verify(got.body, got.headers)
+        ts = got.headers["x-webhook-timestamp"]
+        assert qbitflow21.verify(new, ts, got.headers["x-webhook-signature-256"], got.body) is True

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from qbitflow import QBitFlow, config
 
 from chainpay.logs import configure_logging
 from chainpay.migrations import upgrade
@@ -69,3 +70,14 @@ def tenant(tenant_factory: Callable[..., Tenant]) -> Tenant:
 @pytest.fixture
 def api(base_url: str, tenant: Tenant) -> Api:
     return Api(base_url, tenant.key)
+
+
+@pytest.fixture
+def sdk(base_url: str) -> Iterator[Callable[[str], QBitFlow]]:
+    """The real QBitFlow 1.1.0 SDK pointed at the live server: `sdk(key)` is a client."""
+    previous = config.get_base_url()
+    config.set_base_url(base_url + "/v1")
+    try:
+        yield lambda key: QBitFlow(api_key=key, max_retries=1)
+    finally:
+        config.set_base_url(previous)

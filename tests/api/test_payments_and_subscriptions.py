@@ -4,12 +4,12 @@ real payments service (the chain-watcher issue drives the same service from anvi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from qbitflow import Duration, QBitFlow, config
+from qbitflow import Duration, QBitFlow
 from qbitflow.dto.transaction.status import TransactionStatusValue, TransactionType
 from qbitflow.exceptions import InvalidRequestError
 
@@ -23,16 +23,6 @@ def sandbox(base_url: str, api: Api, tenant: Tenant) -> tuple[Api, str]:
     )
     key = created.json()["key"]
     return Api(base_url, key), key
-
-
-@pytest.fixture
-def sdk(base_url: str) -> Iterator[Callable[[str], QBitFlow]]:
-    previous = config.get_base_url()
-    config.set_base_url(base_url + "/v1")
-    try:
-        yield lambda key: QBitFlow(api_key=key, max_retries=1)
-    finally:
-        config.set_base_url(previous)
 
 
 def new_session(api: Api, price: str = "10", **extra: object) -> dict[str, object]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from qbitflow import Duration, QBitFlow, config
+from qbitflow import Duration, QBitFlow
 from qbitflow.dto.transaction.status import TransactionStatusValue, TransactionType
 from qbitflow.exceptions import InvalidRequestError, NotFoundException
 
@@ -23,16 +23,6 @@ from tests.harness.factories import (
 )
 
 ETH_USDT = "0xdAC17F958D2ee523a2206206994597C13D831ec7"
-
-
-@pytest.fixture
-def sdk(base_url: str) -> Iterator[Callable[[str], QBitFlow]]:
-    previous = config.get_base_url()
-    config.set_base_url(base_url + "/v1")
-    try:
-        yield lambda key: QBitFlow(api_key=key, max_retries=1)
-    finally:
-        config.set_base_url(previous)
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ import hmac
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from qbitflow import QBitFlow, config
+from qbitflow import QBitFlow
 from qbitflow.dto.transaction.session import SessionWebhookResponse
 from qbitflow.dto.transaction.status import TransactionStatusValue
 from standardwebhooks import Webhook, WebhookVerificationError
@@ -33,16 +33,6 @@ from tests.harness.factories import (
 )
 from tests.harness.receiver import HANG, Receiver
 from tests.webhooks.conftest import Clock, send_due
-
-
-@pytest.fixture
-def sdk(base_url: str) -> Iterator[Callable[[str], QBitFlow]]:
-    previous = config.get_base_url()
-    config.set_base_url(base_url + "/v1")
-    try:
-        yield lambda key: QBitFlow(api_key=key, max_retries=1)
-    finally:
-        config.set_base_url(previous)
 
 
 def new_endpoint(api: Api, url: str, **extra: Any) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from aiohttp import web
 from tests.harness.server import free_port
 
 HANG = "hang"
-Answer = int | tuple[int, dict[str, str]] | str
+Answer = int | tuple[int, dict[str, str]] | tuple[int, dict[str, str], str] | str
 
 
 @dataclass
@@ -74,8 +74,9 @@ class Receiver:
                 await self._release.wait()
                 return web.Response(status=599)
             if isinstance(answer, tuple):
-                status, headers = answer
-                return web.Response(status=status, headers=headers, text=f"answer {status}")
+                status, headers = answer[0], answer[1]
+                text = answer[2] if len(answer) == 3 else f"answer {status}"
+                return web.Response(status=status, headers=headers, text=text)
             assert isinstance(answer, int)
             return web.Response(status=answer, text=f"answer {answer}")
         finally:

@@ -317,7 +317,7 @@ def test_paid_session_reaches_its_webhook_url_and_filtered_endpoints(
 def test_failing_receiver_is_retried_until_it_recovers(
     sandbox: Api, receiver: Receiver, database_url: str, settings: Any
 ) -> None:
-    receiver.answer("/flaky", 500, 502, 200)
+    receiver.answer("/flaky", 500, (502, {}, "é" * 3000), 200)
     endpoint = new_endpoint(sandbox, receiver.url("/flaky"))
     queue_test(sandbox, endpoint)
     clock = Clock()
@@ -337,6 +337,8 @@ def test_failing_receiver_is_retried_until_it_recovers(
     assert [a["statusCode"] for a in log] == [500, 502, 200]
     assert log[0]["response"] == "answer 500"
     assert log[0]["error"] == "HTTP 500"
+    assert len(log[1]["response"].encode()) <= 2048  # the first 2 KiB of a 6 KB answer
+    assert log[1]["response"].startswith("éé")
     assert all(a["durationMs"] >= 0 for a in log)
     bodies = {r.body for r in receiver.at("/flaky")}
     ids = {r.headers["webhook-id"] for r in receiver.at("/flaky")}

@@ -268,3 +268,32 @@ def test_serve_without_chains_runs_a_devnet_and_credits_a_payment(tmp_path: Path
             time.sleep(0.5)
         assert status == "completed"
         assert (tmp_path / "chainpay-dev-wallet.txt").stat().st_mode & 0o777 == 0o600
+
+
+def test_serve_runs_the_webhook_sender(tmp_path: Path) -> None:
+    from standardwebhooks import Webhook
+
+    from tests.harness.receiver import running_receiver
+
+    init = chainpay(tmp_path, "init", "--test", "--json")
+    assert init.returncode == 0, init.stderr
+    key = json.loads(init.stdout)["api_key"]
+    no_chains = tmp_path / "no-chains.toml"
+    no_chains.write_text("# chains configured elsewhere: no devnet\n")
+    with (
+        running_receiver() as receiver,
+        serving(
+            tmp_path, CHAINPAY_CHAINS_FILE=str(no_chains), CHAINPAY_WEBHOOKS_ALLOW_PRIVATE="true"
+        ) as (base, _process),
+    ):
+        api = httpx.Client(base_url=f"{base}/v1", headers={"X-API-Key": key})
+        endpoint = api.post("/webhooks/endpoints", json={"url": receiver.url("/served")})
+        assert endpoint.status_code == 201, endpoint.text
+        queued = api.post(f"/webhooks/endpoints/{endpoint.json()['uuid']}/test")
+        assert queued.status_code == 202
+        deadline = time.monotonic() + 20
+        while not receiver.at("/served") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [got] = receiver.at("/served")
+        assert Webhook(endpoint.json()["secret"]).verify(got.body, got.headers)
+        assert got.headers["webhook-id"] == queued.json()["eventId"]

@@ -206,7 +206,9 @@ class WebhookSender:
 
     async def _gather_more(self) -> None:
         """A post finished: let others finish too (a few ms), so one transaction records many."""
-        enough = max(1, len(self._in_flight) // 4)
+        cutoff = time.monotonic() - SLOW_AFTER_SECONDS
+        young = [t for t, started in self._started.items() if started > cutoff]
+        enough = max(1, len(young) // 4)  # hanging posts would only make this wait longer
         deadline = time.monotonic() + BATCH_WINDOW_SECONDS
         while sum(t.done() for t in self._in_flight) < enough:
             left = deadline - time.monotonic()

@@ -31,6 +31,7 @@ from core.payments.schemas import Transfer
 log = structlog.get_logger(__name__)
 
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+_TOPIC_PADDING = "0x" + "0" * 24  # an address as an indexed topic: 12 zero bytes, then 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,51 @@ def decode_transfer(raw: dict[str, Any]) -> DecodedTransfer | None:
         )
     except (KeyError, ValueError, TypeError):
         return None
+
+
+# A log to one of our addresses, and its block's timestamp when the node sends it with the log.
+Matched = tuple[DecodedTransfer, int | None]
+
+
+def address_topic(address: str) -> str:
+    """An address as the indexed topic of a Transfer to it (12 zero bytes, then 20), lower-case."""
+    return _TOPIC_PADDING + address[2:].lower()
+
+
+def match_transfers(
+    logs: list[dict[str, Any]], address_topics: set[str], tokens: set[str]
+) -> list[Matched]:
+    """The Transfers (of `tokens`, nonzero) to one of `address_topics`, with their block times.
+
+    Hot path, once per log: a set lookup on the raw topic before anything is decoded.
+    """
+    matched = []
+    for raw in logs:
+        topics = raw.get("topics")
+        if topics and len(topics) == 3 and str(topics[2]).lower() in address_topics:
+            decoded = decode_transfer(raw)
+            if decoded is not None and decoded.token in tokens and decoded.amount > 0:
+                matched.append((decoded, _quantity(raw.get("blockTimestamp"))))
+    return matched
+
+
+def _quantity(value: Any) -> int | None:
+    """A JSON-RPC hex quantity ("0x1a"), or None when absent or malformed."""
+    if not isinstance(value, str) or not value.startswith("0x"):
+        return None
+    try:
+        return int(value, 16)
+    except ValueError:
+        return None
+
+
+def _discard(task: asyncio.Task[Any]) -> None:
+    """Cancel a fetch nobody will wait for (and mark a failure it already had as seen)."""
+    if task.done():
+        if not task.cancelled():
+            task.exception()
+    else:
+        task.cancel()
 
 
 def final_block_of(chain: Chain, head: int, tagged: int | None) -> int:
@@ -135,9 +181,11 @@ class ChainWatcher:
         self.tokens = [t.contract for t in chain.tokens]
         self.token_set = {t.contract.lower() for t in chain.tokens}
         self._block_cache: dict[int, dict[str, Any]] = {}
-        self._addresses: set[str] = set()  # every deposit address, lower-case
+        # Every deposit address as the 32-byte topic a Transfer to it carries, lower-case.
+        self._address_topics: set[str] = set()
         self._address_cursor = 0
         self._last_expiry = 0.0
+        self._prefetch: tuple[int, int, asyncio.Task[tuple[int, list[Matched]]]] | None = None
         self.active = False
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -160,6 +208,7 @@ class ChainWatcher:
 
     async def close(self) -> None:
         """Give up the lease (a successor takes over at once) and close the RPC pool."""
+        self._drop_prefetch()
         await self._release()
         await self.rpc.aclose()
 
@@ -209,17 +258,27 @@ class ChainWatcher:
         if ledger:
             fork = await self._find_fork(ledger)
             if fork is not None:
+                self._drop_prefetch()
                 await self._rewind(fork, head, head_block)
                 return True
 
         # 2. Scan the next range (unfinal blocks too, so payments show up as "seen").
         start = scanned + 1
         if start > head:
+            self._drop_prefetch()
             await self._commit(head, head_block, final, scanned, transfers=[], blocks=[])
             return False
-        end = min(head, start + self.sizer.size - 1)
+        # Logs are matched as they arrive, so every address that can have been paid in the
+        # range must be known first: one made after this step saw its head cannot have been.
+        await self._refresh_addresses()
+        fetching = self._take_prefetch(start, final)
+        if fetching is not None:
+            end, logs_task = fetching
+        else:
+            end = min(head, start + self.sizer.size - 1)
+            logs_task = self._fetch_logs(start, end)
         try:
-            raw_logs = await self.rpc.get_logs(start, end, self.tokens, TRANSFER_TOPIC)
+            count, matched = await logs_task
         except AllEndpointsFailed:
             # Timeouts and dropped answers on a big range: ask for less next time.
             self.sizer.size = max(self.sizer.minimum, self.sizer.size // 2)
@@ -233,29 +292,24 @@ class ChainWatcher:
             self.sizer.refused(suggested)
             log.info("watcher_range_shrunk", chain_id=self.chain.id, size=self.sizer.size)
             return True
-        self.sizer.grew(len(raw_logs))
-
-        await self._refresh_addresses()
-        addresses = self._addresses
-        # Hot path: a set lookup on the raw topic before anything else is decoded.
-        matched = []
-        for raw in raw_logs:
-            topics = raw.get("topics")
-            if (
-                not topics
-                or len(topics) != 3
-                or ("0x" + str(topics[2])[-40:]).lower() not in addresses
-            ):
-                continue
-            decoded = decode_transfer(raw)
-            if decoded is not None and decoded.token in self.token_set and decoded.amount > 0:
-                matched.append(decoded)
+        finally:
+            if not logs_task.done():
+                logs_task.cancel()
+        self.sizer.grew(count)
+        # Backfill: ask for the next range now, so the node works on it while this step's
+        # transaction runs. Only final blocks, and only up to the head this step saw: a reorg
+        # cannot touch them, the next step still checks the ledger before using them, and
+        # every address paid in them was made before that head, so is in the set already.
+        if end < final:
+            next_end = min(final, end + self.sizer.size)
+            self._prefetch = (end + 1, next_end, self._fetch_logs(end + 1, next_end))
 
         # Unfinal heights of this range go into the ledger; their logs must agree with it.
         unfinal_from = max(start, final + 1)
+        await self._fetch_blocks(range(unfinal_from, end + 1))
         blocks: list[tuple[int, str, str]] = []
         for number in range(unfinal_from, end + 1):
-            block = await self._fetch_block(number)
+            block = self._block_cache[number]
             blocks.append((number, str(block["hash"]).lower(), str(block["parentHash"]).lower()))
         if (
             blocks
@@ -267,15 +321,29 @@ class ChainWatcher:
         by_number = {number: block_hash for number, block_hash, _ in blocks}
         if any(
             d.block_number in by_number and by_number[d.block_number] != d.block_hash
-            for d in matched
+            for d, _ in matched
         ):
             return True  # logs from a block that was replaced while we were reading
 
+        # A final block's time comes with its logs where the node includes it (anvil, geth,
+        # reth, erigon); otherwise, and for unfinal blocks, from the block itself.
+        await self._fetch_blocks(
+            sorted(
+                {
+                    d.block_number
+                    for d, timestamp in matched
+                    if d.block_number > final or timestamp is None
+                }
+            )
+        )
         transfers = []
-        for d in matched:
-            block = await self._fetch_block(d.block_number)
-            if str(block["hash"]).lower() != d.block_hash:
-                return True
+        for d, timestamp in matched:
+            fetched = self._block_cache.get(d.block_number)
+            if fetched is not None:
+                if str(fetched["hash"]).lower() != d.block_hash:
+                    return True
+                timestamp = int(fetched["timestamp"], 16)
+            assert timestamp is not None
             transfers.append(
                 Transfer(
                     chain_id=self.chain.id,
@@ -283,7 +351,7 @@ class ChainWatcher:
                     log_index=d.log_index,
                     block_number=d.block_number,
                     block_hash=d.block_hash,
-                    block_timestamp=datetime.fromtimestamp(int(block["timestamp"], 16), tz=UTC),
+                    block_timestamp=datetime.fromtimestamp(timestamp, tz=UTC),
                     from_address=d.from_address,
                     to_address=d.to_address,
                     token_contract=d.token,
@@ -294,10 +362,43 @@ class ChainWatcher:
         await self._commit(head, head_block, final, end, transfers=transfers, blocks=blocks)
         return end < head
 
+    def _fetch_logs(self, start: int, end: int) -> asyncio.Task[tuple[int, list[Matched]]]:
+        """The range's Transfer logs to our addresses (and how many logs it has), in a task."""
+        return asyncio.create_task(
+            self.rpc.scan_logs(start, end, self.tokens, TRANSFER_TOPIC, self._match)
+        )
+
+    def _match(self, logs: list[dict[str, Any]]) -> list[Matched]:
+        return match_transfers(logs, self._address_topics, self.token_set)
+
+    def _take_prefetch(
+        self, start: int, final: int
+    ) -> tuple[int, asyncio.Task[tuple[int, list[Matched]]]] | None:
+        """The range fetched ahead by the previous step, if it begins where this one does."""
+        prefetch, self._prefetch = self._prefetch, None
+        if prefetch is None:
+            return None
+        first, last, task = prefetch
+        if first != start or last > final:
+            _discard(task)  # the cursor moved elsewhere, or this step's provider is behind
+            return None
+        return last, task
+
+    def _drop_prefetch(self) -> None:
+        if self._prefetch is not None:
+            _discard(self._prefetch[2])
+            self._prefetch = None
+
+    async def _fetch_blocks(self, numbers: range | list[int]) -> None:
+        """Every block in `numbers` into the step's cache, requested concurrently."""
+        missing = [n for n in numbers if n not in self._block_cache]
+        for start in range(0, len(missing), 50):
+            await asyncio.gather(*(self._fetch_block(n) for n in missing[start : start + 50]))
+
     async def warm_up(self) -> int:
         """Load every deposit address now (otherwise the first step does it). Returns how many."""
         await self._refresh_addresses()
-        return len(self._addresses)
+        return len(self._address_topics)
 
     async def _refresh_addresses(self) -> None:
         async with self.sessionmaker() as session:
@@ -305,7 +406,7 @@ class ChainWatcher:
                 rows = await chainstate.deposit_addresses_since(session, self._address_cursor)
                 if not rows:
                     return
-                self._addresses.update(address.lower() for _, address in rows)
+                self._address_topics.update(address_topic(address) for _, address in rows)
                 self._address_cursor = rows[-1][0]
 
     async def _find_fork(self, ledger: list[Any]) -> int | None:

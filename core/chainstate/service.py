@@ -57,21 +57,22 @@ async def set_cursor(session: AsyncSession, chain_id: int, scanned_through: int)
     row = await session.get(ChainCursor, chain_id)
     if row is None:
         session.add(ChainCursor(chain_id=chain_id, scanned_through=scanned_through))
+        await session.flush()
     else:
         row.scanned_through = scanned_through
-        row.updated_at = utcnow()
-    await session.flush()
+        row.updated_at = utcnow()  # written with the rest of the step
 
 
 async def set_head(session: AsyncSession, chain_id: int, number: int, block_hash: str) -> None:
     row = await session.get(ChainHead, chain_id)
     if row is None:
+        # Flushed now, so that session.get() finds it for the payment events of this step.
         session.add(ChainHead(chain_id=chain_id, block_number=number, block_hash=block_hash))
+        await session.flush()
     elif number >= row.block_number or block_hash != row.block_hash:
         row.block_number = number
         row.block_hash = block_hash
-        row.updated_at = utcnow()
-    await session.flush()
+        row.updated_at = utcnow()  # written with the rest of the step
 
 
 async def ledger_desc(session: AsyncSession, chain_id: int) -> Sequence[LedgerBlock]:

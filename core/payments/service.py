@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
-from eth_utils import to_checksum_address
-from sqlalchemy import or_, select
+from eth_hash.auto import keccak
+from sqlalchemy import insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.checkout import service as checkout_service
@@ -21,6 +22,7 @@ from core.models import (
     CheckoutSession,
     Currency,
     Customer,
+    Organization,
     Payment,
     Subscription,
     User,
@@ -69,7 +71,7 @@ async def apply_transfers(
         chain = context.registry.get(transfer.chain_id)
         token = chain.token(transfer.token_contract) if chain else None
         if transfer.amount_base_units > 0 and chain is not None and token is not None:
-            usable.append((transfer, chain, token, to_checksum_address(transfer.to_address)))
+            usable.append((transfer, chain, token, checksum_address(transfer.to_address)))
     if not usable:
         return []
     sessions_by_address: dict[str, CheckoutSession] = {}
@@ -85,13 +87,22 @@ async def apply_transfers(
     ]
     if not usable:
         return []  # not ours, or a live address paid on a test network (or back): not money
+    # Every batch transfer belongs to one of these sessions: each is recomputed once, from all
+    # of its payments. One query finds those payments and any with a batch transfer's identity
+    # (the same log always pays the same address, so in practice these are the same rows).
+    touched = {sessions_by_address[u[3]].id: sessions_by_address[u[3]] for u in usable}
+    hashes_by_chain: dict[int, set[str]] = {}
+    for u in usable:
+        hashes_by_chain.setdefault(u[0].chain_id, set()).add(u[0].tx_hash.lower())
     existing: dict[tuple[int, str, int], Payment] = {}
-    for chunk in _chunks(sorted({u[0].tx_hash.lower() for u in usable})):
-        for known in await session.scalars(select(Payment).where(Payment.tx_hash.in_(chunk))):
-            existing[(known.chain_id, known.tx_hash, known.log_index)] = known
-    session_ids = sorted({sessions_by_address[u[3]].id for u in usable})
+    payments_of: dict[int, list[Payment]] = {}
+    for known in await _payments_of_sessions_or_txs(session, list(touched), hashes_by_chain):
+        existing[(known.chain_id, known.tx_hash, known.log_index)] = known
+        if known.session_id in touched:
+            payments_of.setdefault(known.session_id, []).append(known)
     subscription_of: dict[int, int] = {}
-    for chunk in _chunks(session_ids):
+    # Only subscription sessions ever have a subscription (one-time payments skip the query).
+    for chunk in _chunks(sorted(i for i, c in touched.items() if c.kind == "subscription")):
         for sub_id, session_id in await session.execute(
             select(Subscription.id, Subscription.session_id).where(
                 Subscription.session_id.in_(chunk)
@@ -101,41 +112,44 @@ async def apply_transfers(
 
     now = utcnow()
     changed: list[tuple[CheckoutSession, Payment, bool]] = []
-    applied: list[Payment] = []
+    # New payments are inserted in one statement; a key seen twice in the batch is one payment
+    # (the later sighting's block wins, final if either was).
+    new_rows: dict[tuple[int, str, int], dict[str, Any]] = {}
     for transfer, chain, token, to_address in usable:
         checkout = sessions_by_address[to_address]
         key = (transfer.chain_id, transfer.tx_hash.lower(), transfer.log_index)
         status = PaymentStatus.CONFIRMED if transfer.final else PaymentStatus.SEEN
         payment = existing.get(key)
         if payment is None:
-            payment = Payment(
-                organization_id=checkout.organization_id,
-                test=checkout.test,
-                session_id=checkout.id,
-                subscription_id=subscription_of.get(checkout.id),
-                currency_id=await _currency_id(session, context, chain.id, token.contract),
-                chain_id=transfer.chain_id,
-                tx_hash=key[1],
-                log_index=transfer.log_index,
-                block_number=transfer.block_number,
-                block_hash=transfer.block_hash.lower(),
-                block_timestamp=transfer.block_timestamp,
-                from_address=to_checksum_address(transfer.from_address),
-                to_address=to_address,
-                token_contract=token.contract,
-                token_symbol=token.symbol,
-                decimals=token.decimals,
-                amount_base_units=transfer.amount_base_units,
-                amount_usd=base_units_to_usd(
+            row = new_rows.get(key)
+            final = transfer.final or (row is not None and row["confirmed_at"] is not None)
+            new_rows[key] = {
+                "organization_id": checkout.organization_id,
+                "test": checkout.test,
+                "session_id": checkout.id,
+                "subscription_id": subscription_of.get(checkout.id),
+                "currency_id": await _currency_id(session, context, chain.id, token.contract),
+                "chain_id": transfer.chain_id,
+                "tx_hash": key[1],
+                "log_index": transfer.log_index,
+                "block_number": transfer.block_number,
+                "block_hash": transfer.block_hash.lower(),
+                "block_timestamp": transfer.block_timestamp,
+                "from_address": checksum_address(transfer.from_address),
+                "to_address": to_address,
+                "token_contract": token.contract,
+                "token_symbol": token.symbol,
+                "decimals": token.decimals,
+                "amount_base_units": transfer.amount_base_units,
+                "amount_usd": base_units_to_usd(
                     transfer.amount_base_units, decimals=token.decimals, usd_per_token=token.usd_peg
                 ),
-                status=status.value,
-                confirmed_at=now if transfer.final else None,
-                created_at=now,
-            )
-            session.add(payment)
-            existing[key] = payment
-            changed.append((checkout, payment, False))
+                "status": (PaymentStatus.CONFIRMED if final else PaymentStatus.SEEN).value,
+                "late": False,
+                "confirmed_at": now if final else None,
+                "created_at": now,
+                "updated_at": now,
+            }
         else:
             previous = payment.status
             payment.block_number = transfer.block_number
@@ -149,38 +163,96 @@ async def apply_transfers(
             payment.updated_at = now
             if previous != payment.status:
                 changed.append((checkout, payment, True))
-        applied.append(payment)
-    await session.flush()  # one round of INSERTs/UPDATEs; the events below need payment ids
+    if new_rows:
+        # One INSERT ... RETURNING for the batch: the rows come back as persistent objects with
+        # their ids, which the events below need (no unit-of-work round per payment). They are
+        # matched to their sessions by content, so the order they come back in does not matter.
+        inserted = await session.scalars(
+            insert(Payment).returning(Payment), list(new_rows.values())
+        )
+        for payment in inserted:
+            assert payment.session_id is not None
+            existing[(payment.chain_id, payment.tx_hash, payment.log_index)] = payment
+            payments_of.setdefault(payment.session_id, []).append(payment)
+            changed.append((touched[payment.session_id], payment, False))
+    applied = [existing[(t.chain_id, t.tx_hash.lower(), t.log_index)] for t, _, _, _ in usable]
     heads = {
         chain_id: await session.get(ChainHead, chain_id)
         for chain_id in {u[0].chain_id for u in usable}
     }
+    described = await _load_described(session, touched.values())
     for checkout, payment, seen_before in changed:
         await _payment_event(
             session, context, checkout, payment, seen_before=seen_before, heads=heads
         )
-    # Every batch transfer belongs to one of these sessions: each is recomputed once.
-    touched = {sessions_by_address[u[3]].id: sessions_by_address[u[3]] for u in usable}
-    payments_of = await _payments_by_session([c.id for c in touched.values()], session)
     for checkout in touched.values():
         await settle(session, context, checkout, now=now, payments=payments_of.get(checkout.id, []))
     await session.flush()
+    del described
     return applied
+
+
+async def _load_described(
+    session: AsyncSession, checkouts: Iterable[CheckoutSession]
+) -> list[Organization | Customer]:
+    """The organizations and customers that these sessions' events describe, in two queries.
+
+    The caller keeps the list while it emits: the identity map holds objects weakly, so without
+    a reference each event would load its session's organization again (one query per event).
+    """
+    checkouts = list(checkouts)
+    loaded: list[Organization | Customer] = []
+    org_ids = sorted({c.organization_id for c in checkouts})
+    customer_ids = sorted({c.customer_id for c in checkouts if c.customer_id is not None})
+    for chunk in _chunks(org_ids):
+        loaded.extend(await session.scalars(select(Organization).where(Organization.id.in_(chunk))))
+    for chunk in _chunks(customer_ids):
+        loaded.extend(await session.scalars(select(Customer).where(Customer.id.in_(chunk))))
+    return loaded
+
+
+async def _payments_of_sessions_or_txs(
+    session: AsyncSession, session_ids: list[int], hashes_by_chain: dict[int, set[str]]
+) -> list[Payment]:
+    """Payments of these sessions, and payments in these (chain, transaction hash) pairs."""
+    found: dict[int, Payment] = {}
+    pairs = [(c, h) for c, hashes in hashes_by_chain.items() for h in sorted(hashes)]
+    for start in range(0, max(len(session_ids), len(pairs)), 500):
+        ids = session_ids[start : start + 500]
+        by_tx = [
+            (Payment.chain_id == chain_id) & Payment.tx_hash.in_([h for c, h in chunk])
+            for chain_id in hashes_by_chain
+            if (chunk := [p for p in pairs[start : start + 500] if p[0] == chain_id])
+        ]
+        for payment in await session.scalars(
+            select(Payment).where(or_(Payment.session_id.in_(ids), *by_tx))
+        ):
+            found[payment.id] = payment
+    return list(found.values())
+
+
+@lru_cache(maxsize=65_536)
+def checksum_address(address: str) -> str:
+    """EIP-55 form of a 20-byte hex address (`0x` + 40 hex digits, any case).
+
+    eth_utils' to_checksum_address validates its arguments on every call (about 0.1 ms each);
+    the watcher's addresses are already well-formed, so this hashes and cases directly.
+    """
+    digits = address[2:].lower() if address[:2] in ("0x", "0X") else address.lower()
+    if len(digits) != 40 or digits.strip(_HEX_DIGITS):
+        raise ValueError(f"not a 20-byte hex address: {address!r}")
+    hashed = keccak(digits.encode("ascii")).hex()
+    return "0x" + "".join(
+        char.upper() if nibble in "89abcdef" else char
+        for char, nibble in zip(digits, hashed, strict=False)
+    )
+
+
+_HEX_DIGITS = "0123456789abcdef"
 
 
 def _chunks(values: Sequence[Any], size: int = 500) -> list[Sequence[Any]]:
     return [values[i : i + size] for i in range(0, len(values), size)]
-
-
-async def _payments_by_session(
-    session_ids: Sequence[int], session: AsyncSession
-) -> dict[int, list[Payment]]:
-    found: dict[int, list[Payment]] = {}
-    for chunk in _chunks(sorted(set(session_ids))):
-        for payment in await session.scalars(select(Payment).where(Payment.session_id.in_(chunk))):
-            assert payment.session_id is not None
-            found.setdefault(payment.session_id, []).append(payment)
-    return found
 
 
 async def _currency_id(
@@ -244,14 +316,21 @@ async def _after_status_change(
 ) -> None:
     """Payments whose status the watcher changed: their events, then their sessions."""
     await session.flush()
+    session_ids = sorted({p.session_id for p in payments if p.session_id is not None})
+    checkouts: dict[int, CheckoutSession] = {}
+    for chunk in _chunks(session_ids):
+        for checkout in await session.scalars(
+            select(CheckoutSession).where(CheckoutSession.id.in_(chunk))
+        ):
+            checkouts[checkout.id] = checkout
+    described = await _load_described(session, checkouts.values())
     for payment in payments:
-        checkout = (
-            await session.get(CheckoutSession, payment.session_id) if payment.session_id else None
-        )
-        if checkout is not None:
-            await _payment_event(session, context, checkout, payment, seen_before=True)
-            await settle(session, context, checkout, now=now)
+        paid = checkouts.get(payment.session_id) if payment.session_id else None
+        if paid is not None:
+            await _payment_event(session, context, paid, payment, seen_before=True)
+            await settle(session, context, paid, now=now)
     await session.flush()
+    del described
 
 
 async def expire_due_sessions(
@@ -465,12 +544,19 @@ async def recompute_session(
         state_status = state.status
     if state_status is SessionStatus.COMPLETED and checkout.completed_at is None:
         checkout.completed_at = now
-    checkout.status = state_status.value
-    checkout.underpaid = state.underpaid
-    checkout.overpaid = state.overpaid
-    checkout.late = state.late
-    checkout.other_token = state.other_token
-    checkout.paid_usd = normalize(state.seen_usd)
+    # Only what changed is assigned: each ORM assignment has a cost, and the watcher settles
+    # hundreds of sessions per step.
+    decided = {
+        "status": state_status.value,
+        "underpaid": state.underpaid,
+        "overpaid": state.overpaid,
+        "late": state.late,
+        "other_token": state.other_token,
+        "paid_usd": normalize(state.seen_usd),
+    }
+    for name, value in decided.items():
+        if getattr(checkout, name) != value:
+            setattr(checkout, name, value)
     checkout.updated_at = now
     deadline = (
         min(checkout.expires_at, checkout.cancelled_at)
@@ -478,7 +564,9 @@ async def recompute_session(
         else checkout.expires_at
     )
     for payment in rows:
-        payment.late = payment.block_timestamp > deadline
+        late = payment.block_timestamp > deadline
+        if payment.late != late:
+            payment.late = late
     # Not flushed here: the caller's unit of work writes every session it touched at once.
 
 

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
-from chain.rpc import RangeTooLarge, RpcError, classify_error
-from chain.watcher import TRANSFER_TOPIC, ChunkSizer, decode_transfer, final_block_of
+import asyncio
+import gc
+import json
+import secrets
+from typing import Any
+
+import httpx
+import pytest
+from eth_utils import to_checksum_address
+
+from chain.rpc import RangeTooLarge, RpcError, RpcPool, classify_error
+from chain.watcher import (
+    TRANSFER_TOPIC,
+    ChunkSizer,
+    address_topic,
+    decode_transfer,
+    final_block_of,
+    match_transfers,
+)
 from core.chains import Chain
+from core.payments.service import checksum_address
 
 TO = "0x" + "00" * 12 + "70997970c51812dc3a010c7d01b50e0d17dc79c8"
 FROM = "0x" + "00" * 12 + "f39fd6e51aad88f6f4ce6ab8827279cfffb92266"
@@ -98,3 +116,106 @@ def test_endpoint_logs_never_carry_the_providers_key() -> None:
         == "https://mainnet.infura.io"
     )
     assert Endpoint("http://127.0.0.1:8545").host == "http://127.0.0.1:8545"
+
+
+def test_checksum_address_agrees_with_eth_utils_and_refuses_what_is_not_an_address() -> None:
+    for _ in range(200):
+        address = "0x" + secrets.token_hex(20)
+        assert checksum_address(address) == to_checksum_address(address)
+        assert checksum_address("0x" + address[2:].upper()) == to_checksum_address(address)
+    for bad in ("0x1234", "0x" + "zz" * 20, "0x" + "00" * 21, ""):
+        with pytest.raises(ValueError, match="20-byte"):
+            checksum_address(bad)
+
+
+def matcher(*addresses: str) -> Any:
+    topics = {address_topic(a) for a in addresses}
+    tokens = {"0x5fbdb2315678afecb367f032d93f642f64180aa3"}
+    return lambda logs: match_transfers(logs, topics, tokens)
+
+
+def test_logs_match_on_the_padded_address_topic_in_any_case() -> None:
+    match = matcher("0x70997970C51812dc3A010C7d01b50e0d17dc79C8")
+    [(decoded, timestamp)] = match([raw_log(blockTimestamp="0x6553f100")])
+    assert decoded.log_index == 2
+    assert timestamp == 0x6553F100
+    assert len(match([raw_log(topics=[TRANSFER_TOPIC, FROM, TO.upper().replace("0X", "0x")])])) == 1
+    # The same 20 bytes under a topic that is not a padded address is not a payment to us.
+    dirty = "0x" + "11" * 12 + TO[-40:]
+    assert match([raw_log(topics=[TRANSFER_TOPIC, FROM, dirty])]) == []
+    assert match([raw_log(data="0x" + "00" * 32)]) == []  # zero value
+    assert match([raw_log(address="0x" + "22" * 20)]) == []  # another token's contract
+
+
+def test_block_time_is_taken_from_the_log_only_when_it_is_a_quantity() -> None:
+    match = matcher("0x70997970C51812dc3A010C7d01b50e0d17dc79C8")
+    for missing in ({}, {"blockTimestamp": None}, {"blockTimestamp": "0x"}, {"blockTimestamp": 7}):
+        [(_, timestamp)] = match([raw_log(**missing)])
+        assert timestamp is None  # the watcher reads the block instead
+
+
+def logs_pool(handler: Any) -> Any:
+    """An RpcPool whose HTTP goes to `handler` (the process boundary) instead of a node."""
+    pool = RpcPool(["http://node.invalid"], attempts=2)
+    pool._client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return pool
+
+
+def test_scan_logs_keeps_only_what_is_selected_and_counts_the_rest() -> None:
+    logs = [raw_log(logIndex=hex(i)) for i in range(5)]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"jsonrpc": "2.0", "id": 1, "result": logs})
+
+    async def run() -> tuple[int, list[int]]:
+        pool = logs_pool(answer)
+        try:
+            counted: tuple[int, list[int]] = await pool.scan_logs(
+                1, 9, [], TRANSFER_TOPIC, lambda raws: [int(r["logIndex"], 16) for r in raws][:2]
+            )
+            return counted
+        finally:
+            await pool.aclose()
+
+    assert asyncio.run(run()) == (5, [0, 1])
+    assert gc.isenabled()
+    assert json.loads(json.dumps(logs)) == logs  # untouched
+
+
+def test_a_failing_select_is_raised_at_once_not_blamed_on_the_node() -> None:
+    calls = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(200, json={"jsonrpc": "2.0", "id": 1, "result": [raw_log()]})
+
+    def broken(raws: list[dict[str, Any]]) -> list[int]:
+        raise ValueError("a bug in the caller")
+
+    async def run() -> None:
+        pool = logs_pool(answer)
+        try:
+            await pool.scan_logs(1, 9, [], TRANSFER_TOPIC, broken)
+        finally:
+            await pool.aclose()
+
+    with pytest.raises(ValueError, match="a bug in the caller"):
+        asyncio.run(run())
+    assert len(calls) == 1  # no failover, no retry
+    assert gc.isenabled()
+
+
+def test_scan_logs_still_turns_range_refusals_into_range_too_large() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        error = {"code": -32005, "message": "query returned more than 10000 results"}
+        return httpx.Response(200, json={"jsonrpc": "2.0", "id": 1, "error": error})
+
+    async def run() -> None:
+        pool = logs_pool(answer)
+        try:
+            await pool.scan_logs(1, 9, [], TRANSFER_TOPIC, lambda raws: raws)
+        finally:
+            await pool.aclose()
+
+    with pytest.raises(RangeTooLarge):
+        asyncio.run(run())

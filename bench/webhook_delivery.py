@@ -1,6 +1,6 @@
 """Benchmark: webhook deliveries per second, and what one endpoint that never answers costs.
 
-    python bench/webhook_delivery.py [--deliveries 2000] [--runs 2] [--database-url URL]
+    python bench/webhook_delivery.py [--deliveries 4000] [--runs 3] [--postgres URL]
 
 Four scenarios, each on a fresh database with the deliveries queued beforehand (not timed):
   1 endpoint;  50 endpoints;  the same two plus one endpoint that never answers (subscribed to
@@ -18,6 +18,8 @@ import asyncio
 import multiprocessing
 import os
 import platform
+import secrets
+import socket
 import statistics
 import tempfile
 import time
@@ -39,7 +41,13 @@ from core.webhooks.sender import WebhookSender
 SECRET_KEY = "bench passphrase, not a real key"
 
 
-def serve_receiver(port: int, healthy: Synchronized, ready: Synchronized) -> None:  # type: ignore[type-arg]
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_receiver(port: int, healthy: Synchronized, ready: Synchronized) -> None:
     async def main() -> None:
         forever = asyncio.Event()
 
@@ -64,10 +72,14 @@ def serve_receiver(port: int, healthy: Synchronized, ready: Synchronized) -> Non
 
 async def queue_deliveries(
     settings: Settings, base: str, endpoints: int, dead: bool, deliveries: int
-) -> int:
-    """Endpoints and events (their delivery rows written by emit). Returns healthy deliveries."""
+) -> tuple[int, int]:
+    """Endpoints and events (delivery rows written by emit): (healthy deliveries, organization)."""
     created = await create_organization(
-        settings, name="Bench", owner_email="bench@shop.example", test_key=True, first=False
+        settings,
+        name="Bench",
+        owner_email=f"bench-{secrets.token_hex(4)}@shop.example",
+        test_key=True,
+        first=False,
     )
     box = SecretBox.from_settings(settings)
     engine = create_engine(settings.database_url)
@@ -96,10 +108,15 @@ async def queue_deliveries(
                     )
     finally:
         await engine.dispose()
-    return events * endpoints
+    return events * endpoints, created.organization_id
 
 
-async def deliver(settings: Settings, healthy: Synchronized, expected: int) -> float:  # type: ignore[type-arg]
+async def deliver(
+    settings: Settings,
+    healthy: Synchronized,
+    expected: int,
+    organization_id: int,
+) -> float:
     engine = create_engine(settings.database_url)
     stop = asyncio.Event()
     sender = WebhookSender(create_sessionmaker(engine), settings)
@@ -118,7 +135,10 @@ async def deliver(settings: Settings, healthy: Synchronized, expected: int) -> f
     try:
         async with create_sessionmaker(engine)() as session:
             done = await session.scalar(
-                select(func.count(WebhookDelivery.id)).where(WebhookDelivery.status == "delivered")
+                select(func.count(WebhookDelivery.id)).where(
+                    WebhookDelivery.status == "delivered",
+                    WebhookDelivery.organization_id == organization_id,
+                )
             )
         if (done or 0) < expected:
             raise RuntimeError(f"only {done} of {expected} recorded as delivered")
@@ -127,16 +147,30 @@ async def deliver(settings: Settings, healthy: Synchronized, expected: int) -> f
     return elapsed
 
 
+async def fresh_postgres_database(server_url: str) -> str:
+    """CREATE DATABASE on the server; returns its SQLAlchemy URL (left for inspection)."""
+    import asyncpg
+
+    name = f"chainpay_bench_{secrets.token_hex(4)}"
+    connection = await asyncpg.connect(server_url)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    base = server_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{name}"
+
+
 def run_scenario(args: argparse.Namespace, endpoints: int, dead: bool) -> float:
     ctx = multiprocessing.get_context("spawn")
     healthy = ctx.Value("i", 0)
     ready = ctx.Value("i", 0)
     with tempfile.TemporaryDirectory() as tmp:
-        database_url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        if args.database_url is None:
-            upgrade(database_url)
-        from tests.harness.server import free_port
-
+        if args.postgres:
+            database_url = asyncio.run(fresh_postgres_database(args.postgres))
+        else:
+            database_url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        upgrade(database_url)
         port = free_port()
         receiver = ctx.Process(target=serve_receiver, args=(port, healthy, ready), daemon=True)
         receiver.start()
@@ -150,12 +184,12 @@ def run_scenario(args: argparse.Namespace, endpoints: int, dead: bool) -> float:
                 webhooks_allow_private=True,
                 webhook_poll_seconds=0.05,
             )
-            expected = asyncio.run(
+            expected, organization_id = asyncio.run(
                 queue_deliveries(
                     settings, f"http://127.0.0.1:{port}", endpoints, dead, args.deliveries
                 )
             )
-            elapsed = asyncio.run(deliver(settings, healthy, expected))
+            elapsed = asyncio.run(deliver(settings, healthy, expected, organization_id))
         finally:
             receiver.kill()
             receiver.join()
@@ -167,17 +201,16 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=4000, help="Healthy deliveries per run")
     parser.add_argument("--runs", type=int, default=3, help="Runs per scenario (median shown)")
     parser.add_argument(
-        "--database-url",
+        "--postgres",
         default=None,
-        help="An EMPTY, migrated database (default: a fresh SQLite file per run)",
+        help="A PostgreSQL server (postgresql://user@host:port/db): a fresh database per run "
+        "(default: a fresh SQLite file per run)",
     )
     args = parser.parse_args()
-    if args.database_url is not None and args.runs * 4 > 1:
-        print("note: with --database-url every run adds rows to the same database")
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
-    print(f"database: {args.database_url or 'SQLite (fresh file per run)'}")
+    print(f"database: {'PostgreSQL' if args.postgres else 'SQLite'} (a fresh one per run)")
     results: dict[tuple[int, bool], list[float]] = {}
     for _ in range(args.runs):
         for endpoints in (1, 50):

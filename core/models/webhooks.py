@@ -62,7 +62,7 @@ class WebhookDelivery(Base):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         UniqueConstraint("event_id", "endpoint_id"),
-        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)

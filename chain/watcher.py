@@ -32,6 +32,10 @@ log = structlog.get_logger(__name__)
 
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 _TOPIC_PADDING = "0x" + "0" * 24  # an address as an indexed topic: 12 zero bytes, then 20
+# Session ids the address cursor skipped are looked for again if they are among the newest
+# RECENT_IDS ids (only those can belong to a transaction still in flight), for this long.
+RECENT_IDS = 1_000
+ADDRESS_HOLE_SECONDS = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +188,7 @@ class ChainWatcher:
         # Every deposit address as the 32-byte topic a Transfer to it carries, lower-case.
         self._address_topics: set[str] = set()
         self._address_cursor = 0
+        self._address_holes: dict[int, float] = {}  # skipped session id -> when first missed
         self._last_expiry = 0.0
         self._prefetch: tuple[int, int, asyncio.Task[tuple[int, list[Matched]]]] | None = None
         self.active = False
@@ -401,13 +406,36 @@ class ChainWatcher:
         return len(self._address_topics)
 
     async def _refresh_addresses(self) -> None:
+        """New deposit addresses into the in-memory set, and any that showed up late.
+
+        Ids are handed out at INSERT but rows appear at COMMIT, so (on PostgreSQL, with several
+        API processes) a session can become visible below the cursor after it moved on. The
+        recent ids the cursor skipped are asked for again until they appear, or until they are
+        old enough to be rollbacks; otherwise a payment to such a session would never match.
+        """
+        now = time.monotonic()
         async with self.sessionmaker() as session:
+            if self._address_holes:
+                for number, since in list(self._address_holes.items()):
+                    if now - since > ADDRESS_HOLE_SECONDS:
+                        del self._address_holes[number]
+                for number, address in await chainstate.deposit_addresses_by_id(
+                    session, sorted(self._address_holes)
+                ):
+                    self._address_topics.add(address_topic(address))
+                    self._address_holes.pop(number, None)
             while True:
                 rows = await chainstate.deposit_addresses_since(session, self._address_cursor)
                 if not rows:
                     return
                 self._address_topics.update(address_topic(address) for _, address in rows)
-                self._address_cursor = rows[-1][0]
+                expected = self._address_cursor + 1
+                newest = rows[-1][0]
+                for number, _ in rows:
+                    for missing in range(max(expected, newest - RECENT_IDS), number):
+                        self._address_holes.setdefault(missing, now)
+                    expected = number + 1
+                self._address_cursor = newest
 
     async def _find_fork(self, ledger: list[Any]) -> int | None:
         """None when the ledger's tip is still canonical, else the last common height."""

@@ -138,3 +138,18 @@ async def deposit_addresses_since(
         .limit(limit)
     )
     return [(int(r[0]), str(r[1])) for r in rows]
+
+
+async def deposit_addresses_by_id(
+    session: AsyncSession, ids: Sequence[int]
+) -> Sequence[tuple[int, str]]:
+    """(session id, deposit address) of those of these sessions that exist."""
+    found: list[tuple[int, str]] = []
+    for start in range(0, len(ids), 500):
+        rows = await session.execute(
+            select(CheckoutSession.id, CheckoutSession.deposit_address).where(
+                CheckoutSession.id.in_(ids[start : start + 500])
+            )
+        )
+        found.extend((int(r[0]), str(r[1])) for r in rows)
+    return found

@@ -1,15 +1,18 @@
 """Backfill on a real anvil node: ranges fetched ahead while the previous step commits, block
-times with and without the node's `blockTimestamp`, and batches that see a transfer twice."""
+times with and without the node's `blockTimestamp`, batches that see a transfer twice, and
+deposit addresses whose sessions commit out of id order."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from eth_utils import to_checksum_address
 from sqlalchemy import select
 
 from chain.devnet import transfer
@@ -18,11 +21,12 @@ from chain.watcher import ChainWatcher
 from core.chains import ChainConfig, TokenConfig
 from core.checkout.context import CheckoutContext
 from core.db import create_engine, create_sessionmaker, transaction
-from core.models import Event, Payment
+from core.models import CheckoutSession, DepositAddress, Event, Payment
 from core.payments import service as payments_service
 from core.payments.schemas import Transfer
 from tests.chain.test_watcher_resilience import db_counts, own_devnet
 from tests.harness.chains import watcher_settings
+from tests.harness.databases import suite_backend
 from tests.harness.factories import Api, Tenant, test_settings
 
 pytestmark = pytest.mark.slow
@@ -273,3 +277,72 @@ def test_a_transfer_seen_twice_in_one_batch_is_one_payment_with_one_set_of_event
     count, events, status = asyncio.run(run())
     assert (count, status) == (1, "confirmed")
     assert events == ["payment.detected", "payment.confirmed"]
+
+
+async def insert_session(db: Any, organization_id: int) -> tuple[int, str]:
+    """A bare open session with a fresh deposit address (only what the watcher reads)."""
+    now = datetime.now(UTC)
+    address = to_checksum_address("0x" + secrets.token_hex(20))
+    deposit = DepositAddress(
+        organization_id=organization_id,
+        address=address,
+        xpub_fingerprint="late",
+        derivation_index=secrets.randbits(30),
+    )
+    db.add(deposit)
+    await db.flush()
+    checkout = CheckoutSession(
+        organization_id=organization_id,
+        test=True,
+        kind="payment",
+        product_name="Late",
+        description="d",
+        price_usd=Decimal(1),
+        deposit_address_id=deposit.id,
+        deposit_address=address,
+        bot_token=secrets.token_urlsafe(24),
+        expires_at=now + timedelta(hours=1),
+    )
+    db.add(checkout)
+    await db.flush()
+    return checkout.id, address
+
+
+def test_a_session_committed_after_a_newer_one_is_still_watched(
+    tenant: Tenant, database_url: str
+) -> None:
+    """Two API processes: the first to INSERT commits last, after the watcher moved past it."""
+    if suite_backend() != "postgresql":
+        pytest.skip("SQLite serializes writers: ids always become visible in order")
+    chain = ChainConfig(
+        id=31349,
+        rpc_urls=("http://127.0.0.1:9",),  # not called: only the address set is exercised
+        confirmations=2,
+        test=True,
+        tokens=(TokenConfig(symbol="USDT", contract="0x" + "11" * 20, decimals=6),),
+    )
+    settings = test_settings(database_url, chains=[chain])
+
+    async def run() -> tuple[int, int, int]:
+        engine = create_engine(database_url)
+        try:
+            context = CheckoutContext.from_settings(settings)
+            sessionmaker = create_sessionmaker(engine)
+            watcher = ChainWatcher(context.registry.chains[31349], sessionmaker, context)
+            known = await watcher.warm_up()
+            async with sessionmaker() as slow:  # holds its id, commits later
+                slow_id, _ = await insert_session(slow, tenant.organization_id)
+                async with transaction(sessionmaker) as quick:
+                    quick_id, _ = await insert_session(quick, tenant.organization_id)
+                assert quick_id > slow_id
+                while_open = await watcher.warm_up()
+                await slow.commit()
+            after = await watcher.warm_up()
+            await watcher.close()
+            return known, while_open, after
+        finally:
+            await engine.dispose()
+
+    known, while_open, after = asyncio.run(run())
+    assert while_open == known + 1  # the newer session; the older one is not visible yet
+    assert after == known + 2  # found below the cursor once it committed

@@ -45,8 +45,9 @@ def own_devnet(chain_id: int) -> Iterator[Devnet]:
 
 
 def make_paid_sessions(
-    box: Api, devnet: Devnet, chain_id: int, count: int, price: str = "1"
+    box: Api, devnet: Devnet, chain_id: int, count: int, price: str = "1", gap_blocks: int = 0
 ) -> list[dict[str, Any]]:
+    """`count` sessions, each paid in a block of its own (`gap_blocks` empty blocks between)."""
     node = devnet.node(chain_id)
     sessions = []
     for _ in range(count):
@@ -59,6 +60,8 @@ def make_paid_sessions(
     units = int(price) * 10**6
     for session in sessions:
         transfer(node.rpc_url, devnet.tokens[chain_id][0], session["depositAddress"], units)
+        if gap_blocks:
+            node.mine(gap_blocks)
     node.mine(3)
     return sessions
 
@@ -187,7 +190,8 @@ def test_killed_mid_backfill_the_restarted_watcher_credits_each_payment_once(
     box: Api, database_url: str, tmp_path: Path
 ) -> None:
     with own_devnet(31342) as devnet:
-        sessions = make_paid_sessions(box, devnet, 31342, 60)
+        # Spread over ~360 blocks (2 per step): the watcher is still busy when it is killed.
+        sessions = make_paid_sessions(box, devnet, 31342, 60, gap_blocks=5)
         addresses = [s["depositAddress"] for s in sessions]
         env = process_env(database_url, write_chains_file(devnet, tmp_path / "chains.toml"))
         first = watcher_process(env)

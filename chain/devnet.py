@@ -96,6 +96,11 @@ class Anvil:
     def rpc_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def ws_url(self) -> str:
+        """anvil answers WebSocket JSON-RPC (eth_subscribe) on the same port."""
+        return f"ws://127.0.0.1:{self.port}"
+
     def rpc(self, method: str, params: list[Any] | None = None) -> Any:
         response = httpx.post(
             self.rpc_url,
@@ -225,6 +230,7 @@ class Devnet:
                 f"id = {node.chain_id}",
                 f'name = "Devnet {node.chain_id}"',
                 f'rpc_urls = ["{node.rpc_url}"]',
+                f'ws_url = "{node.ws_url}"',
                 f"confirmations = {confirmations}",
                 "test = true",
                 f'tokens = [{{ symbol = "USDT", contract = "{contract}", decimals = {decimals} }}]',

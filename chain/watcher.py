@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import random
 import socket
 import time
 import uuid
@@ -19,8 +21,9 @@ from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from websockets.asyncio.client import connect as ws_connect
 
-from chain.rpc import AllEndpointsFailed, RangeTooLarge, RpcError, RpcPool
+from chain.rpc import AllEndpointsFailed, Endpoint, RangeTooLarge, RpcError, RpcPool
 from core.chains import Chain
 from core.chainstate import service as chainstate
 from core.checkout.context import CheckoutContext
@@ -36,6 +39,9 @@ _TOPIC_PADDING = "0x" + "0" * 24  # an address as an indexed topic: 12 zero byte
 # RECENT_IDS ids (only those can belong to a transaction still in flight), for this long.
 RECENT_IDS = 1_000
 ADDRESS_HOLE_SECONDS = 600.0
+# Reconnecting a failed newHeads socket: first after ~1 s, doubling up to ~1 min (with jitter).
+WS_RETRY_FIRST = 1.0
+WS_RETRY_MAX = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +124,16 @@ def _discard(task: asyncio.Task[Any]) -> None:
         task.cancel()
 
 
+async def _first_of(*events: asyncio.Event, seconds: float) -> None:
+    """Return when one of `events` is set, or after `seconds`."""
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
 def final_block_of(chain: Chain, head: int, tagged: int | None) -> int:
     """The highest block that counts as final under the chain's policy."""
     if chain.finality is not None:
@@ -194,7 +210,18 @@ class ChainWatcher:
         self.active = False
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Step until `stop` is set; errors are logged and retried, never fatal."""
+        """Step until `stop` is set; errors are logged and retried, never fatal.
+
+        Between steps it waits `poll_interval`, or less when the chain's WebSocket (if one is
+        configured) announces a new head: the socket only wakes the loop, the step still reads
+        everything over HTTP, and without the socket polling goes on as before.
+        """
+        wake = asyncio.Event()
+        listener = (
+            asyncio.create_task(self._wake_on_new_heads(self.chain.ws_url, wake, stop))
+            if self.chain.ws_url
+            else None
+        )
         try:
             while not stop.is_set():
                 try:
@@ -206,10 +233,56 @@ class ChainWatcher:
                     log.exception("watcher_step_failed", chain_id=self.chain.id)
                     busy = False
                 if not busy:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), timeout=self.poll_interval)
+                    await _first_of(stop, wake, seconds=self.poll_interval)
+                    wake.clear()  # heads announced from here on wake the next pause
         finally:
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
             await self.close()
+
+    async def _wake_on_new_heads(self, url: str, wake: asyncio.Event, stop: asyncio.Event) -> None:
+        """Set `wake` on every `newHeads` notification; reconnect with backoff when it fails."""
+        host = Endpoint(url).host  # provider URLs often carry API keys: log the host only
+        delay = WS_RETRY_FIRST
+        while not stop.is_set():
+            try:
+                async with ws_connect(url, open_timeout=10, max_size=2**20) as ws:
+                    await ws.send(
+                        json.dumps(
+                            {
+                                "jsonrpc": "2.0",
+                                "id": 1,
+                                "method": "eth_subscribe",
+                                "params": ["newHeads"],
+                            }
+                        )
+                    )
+                    answer = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+                    if (
+                        not isinstance(answer, dict)
+                        or answer.get("error")
+                        or not answer.get("result")
+                    ):
+                        raise RpcError(f"eth_subscribe refused: {str(answer)[:200]}")
+                    log.info("watcher_ws_subscribed", chain_id=self.chain.id, url=host)
+                    delay = WS_RETRY_FIRST
+                    async for _ in ws:
+                        wake.set()
+                raise ConnectionError("the node closed the socket")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "watcher_ws_failed",
+                    chain_id=self.chain.id,
+                    url=host,
+                    error=type(exc).__name__,
+                    retry_in=round(delay, 1),
+                )
+            await _first_of(stop, seconds=delay * (0.5 + random.random()))
+            delay = min(WS_RETRY_MAX, delay * 2)
 
     async def close(self) -> None:
         """Give up the lease (a successor takes over at once) and close the RPC pool."""

@@ -62,6 +62,14 @@ class ChainConfig(BaseModel):
     test: bool = False
     tokens: tuple[TokenConfig, ...] | None = None
 
+    @field_validator("ws_url")
+    @classmethod
+    def _websocket_url(cls, value: str | None) -> str | None:
+        # Optional: only a wake-up signal (newHeads) for the watcher, which polls over HTTP.
+        if value is not None and not value.startswith(("ws://", "wss://")):
+            raise ValueError(f"ws_url must start with ws:// or wss://: {value}")
+        return value
+
     @model_validator(mode="after")
     def _one_finality_policy(self) -> ChainConfig:
         if self.confirmations is not None and self.finality is not None:

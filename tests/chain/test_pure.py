@@ -21,7 +21,7 @@ from chain.watcher import (
     final_block_of,
     match_transfers,
 )
-from core.chains import Chain
+from core.chains import Chain, ChainConfig
 from core.payments.service import checksum_address
 
 TO = "0x" + "00" * 12 + "70997970c51812dc3a010c7d01b50e0d17dc79c8"
@@ -219,3 +219,9 @@ def test_scan_logs_still_turns_range_refusals_into_range_too_large() -> None:
 
     with pytest.raises(RangeTooLarge):
         asyncio.run(run())
+
+
+def test_a_chains_websocket_url_must_be_one() -> None:
+    assert ChainConfig(id=1, ws_url="wss://node.example/ws").ws_url == "wss://node.example/ws"
+    with pytest.raises(ValueError, match="ws://"):
+        ChainConfig(id=1, ws_url="https://node.example")

@@ -442,8 +442,15 @@ def test_a_dead_endpoint_does_not_hold_up_a_healthy_one(
     thread = threading.Thread(target=run_sender, daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + 30
-        while len(receiver.at("/ok")) < 20 and time.monotonic() < deadline:
+
+        def healthy_done() -> bool:
+            # The receiver answers before the sender records: wait for both.
+            return len(receiver.at("/ok")) == 20 and all(
+                d["status"] == "delivered" for d in deliveries(sandbox, healthy)
+            )
+
+        deadline = time.monotonic() + 60
+        while not healthy_done() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(receiver.at("/ok")) == 20
         assert all(d["status"] == "delivered" for d in deliveries(sandbox, healthy))

@@ -6,7 +6,7 @@ import base64
 import contextlib
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -53,6 +53,8 @@ class SecretUnreadable(Exception):
 @dataclass(frozen=True)
 class SecretBox:
     fernet: MultiFernet
+    # Decrypted secrets by ciphertext: the sender signs many deliveries per endpoint.
+    _plain: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SecretBox:
@@ -68,9 +70,16 @@ class SecretBox:
         return self.fernet.encrypt(secret.encode()).decode()
 
     def decrypt(self, token: str) -> str:
+        plain = self._plain.get(token)
+        if plain is not None:
+            return plain
         try:
-            return self.fernet.decrypt(token.encode()).decode()
+            plain = self.fernet.decrypt(token.encode()).decode()
         except InvalidToken as exc:
             raise SecretUnreadable(
                 "a webhook secret does not decrypt with CHAINPAY_SECRET_KEY"
             ) from exc
+        if len(self._plain) >= 10_000:
+            self._plain.clear()
+        self._plain[token] = plain
+        return plain

@@ -10,10 +10,11 @@ posts, so a receiver that is slow or never answers only ever holds that many of 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -83,15 +84,20 @@ class WebhookSender:
         )
         self.rng = rng or random.Random()
         self.timeout = settings.webhook_timeout_seconds
-        self.lease = timedelta(seconds=settings.webhook_timeout_seconds + 60)
+        # A claim may wait behind a hanging post before its own attempt: two timeouts and more.
+        self.lease = timedelta(seconds=2 * settings.webhook_timeout_seconds + 60)
         self.max_in_flight = settings.webhook_max_in_flight
         self.per_target = settings.webhook_per_endpoint_in_flight
         self._http: aiohttp.ClientSession | None = None
         self._in_flight: dict[asyncio.Task[tuple[Claim, Outcome]], Claim] = {}
         self._started: dict[asyncio.Task[tuple[Claim, Outcome]], float] = {}
         self._per_target: Counter[str] = Counter()
+        self._queued: dict[str, deque[Claim]] = {}  # claimed, waiting for room at their target
         self._unrecorded: list[tuple[Claim, Outcome]] = []
+        self._released: list[Claim] = []
+        self._progress = asyncio.Event()  # a post finished
         self._wake = asyncio.Event()
+        self._closing = False
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -113,17 +119,17 @@ class WebhookSender:
 
     async def close(self) -> None:
         """Record what finished, hand back what did not (another sender retries it)."""
+        self._closing = True
         unfinished = [t for t in self._in_flight if not t.done()]
         for task in unfinished:
             task.cancel()
         await asyncio.gather(*unfinished, return_exceptions=True)
-        results = self._unrecorded + [
-            t.result() for t in self._in_flight if not t.cancelled() and t.exception() is None
-        ]
-        released = [c for t, c in self._in_flight.items() if t.cancelled()]
-        self._in_flight.clear()
-        self._started.clear()
-        self._unrecorded = []
+        for task in list(self._in_flight):  # callbacks not run yet
+            self._finished(task)
+        results, self._unrecorded = self._unrecorded, []
+        released = self._released + [c for q in self._queued.values() for c in q]
+        self._released = []
+        self._queued.clear()
         if results or released:
             try:
                 async with transaction(self.sessionmaker) as session:
@@ -140,6 +146,7 @@ class WebhookSender:
         if self._http is not None:
             await self._http.close()
             self._http = None
+        self._closing = False
 
     def wake(self) -> None:
         """Something new is due (e.g. a test delivery was requested): look now."""
@@ -148,52 +155,90 @@ class WebhookSender:
     # --- one round ---------------------------------------------------------------------------
 
     def _room_for(self, target: str) -> int:
-        return self.per_target - self._per_target[target]
+        """Claims one target may still take: its posts in flight plus those queued behind them
+        stay within twice the per-target limit (the queued half starts the moment a post ends)."""
+        return 2 * self.per_target - self._per_target[target] - len(self._queued.get(target, ()))
 
     async def _cycle(self) -> int:
         """Record every finished attempt and claim new work, in one transaction.
 
         Results stay in memory until that transaction commits, so a failed one (the database
-        restarting) loses nothing: they are recorded on the next cycle.
+        restarting) loses nothing: they are recorded on the next cycle. Posts go on meanwhile:
+        a finished post starts the next one queued for its target without waiting for this.
         """
-        for task in [t for t in self._in_flight if t.done()]:
-            claim = self._in_flight.pop(task)
-            self._started.pop(task, None)
-            self._per_target[claim.target] -= 1
-            if self._per_target[claim.target] <= 0:
-                del self._per_target[claim.target]
-            self._unrecorded.append(task.result())
-        free = self._free_slots()
-        saturated = [t for t, n in self._per_target.items() if n >= self.per_target]
-        async with transaction(self.sessionmaker) as session:
-            await webhooks_service.record(
-                session,
-                self._unrecorded,
-                now=self.clock(),
-                disable_after_exhausted=self.settings.webhook_disable_after_exhausted,
-                rng=self.rng,
-            )
-            claims = []
-            if free > 0:
-                claims = await webhooks_service.claim_due(
+        self._progress.clear()
+        results, self._unrecorded = self._unrecorded, []
+        queued = sum(len(q) for q in self._queued.values())
+        limit = max(0, self._free_slots() + self.max_in_flight - queued)
+        saturated = [t for t in set(self._per_target) | set(self._queued) if self._room_for(t) <= 0]
+        try:
+            async with transaction(self.sessionmaker) as session:
+                await webhooks_service.record(
                     session,
-                    self.box,
-                    now=self.clock(),  # read after recording: events it emitted are due
-                    lease=self.lease,
-                    limit=free,
-                    room_for=self._room_for,
-                    busy_endpoints=[
-                        int(t.split(":", 1)[1]) for t in saturated if t.startswith("endpoint:")
-                    ],
-                    busy_urls=[t for t in saturated if not t.startswith("endpoint:")],
+                    results,
+                    now=self.clock(),
+                    disable_after_exhausted=self.settings.webhook_disable_after_exhausted,
+                    rng=self.rng,
                 )
-        self._unrecorded = []
+                claims = []
+                if limit > 0:
+                    claims = await webhooks_service.claim_due(
+                        session,
+                        self.box,
+                        now=self.clock(),  # read after recording: events it emitted are due
+                        lease=self.lease,
+                        limit=limit,
+                        room_for=self._room_for,
+                        busy_endpoints=[
+                            int(t.split(":", 1)[1]) for t in saturated if t.startswith("endpoint:")
+                        ],
+                        busy_urls=[t for t in saturated if not t.startswith("endpoint:")],
+                    )
+        except BaseException:
+            self._unrecorded = results + self._unrecorded
+            raise
         for claim in claims:
-            self._per_target[claim.target] += 1
-            task = asyncio.create_task(self._deliver(claim))
-            self._in_flight[task] = claim
-            self._started[task] = time.monotonic()
+            self._queued.setdefault(claim.target, deque()).append(claim)
+        self._dispatch()
         return len(claims)
+
+    def _dispatch(self) -> None:
+        """Start queued claims while their targets and the sender have room."""
+        free = self._free_slots()
+        for target in list(self._queued):
+            queue = self._queued[target]
+            while queue and free > 0 and self._per_target[target] < self.per_target:
+                self._start(queue.popleft())
+                free -= 1
+            if not queue:
+                del self._queued[target]
+
+    def _start(self, claim: Claim) -> None:
+        self._per_target[claim.target] += 1
+        task = asyncio.create_task(self._deliver(claim))
+        self._in_flight[task] = claim
+        self._started[task] = time.monotonic()
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[tuple[Claim, Outcome]]) -> None:
+        claim = self._in_flight.pop(task, None)
+        if claim is None:
+            return
+        self._started.pop(task, None)
+        self._per_target[claim.target] -= 1
+        if self._per_target[claim.target] <= 0:
+            del self._per_target[claim.target]
+        if task.cancelled():
+            self._released.append(claim)
+        elif task.exception() is not None:  # a bug, not a failed post: the claim runs out
+            log.error(
+                "webhook_post_crashed", delivery_id=claim.delivery_id, exc_info=task.exception()
+            )
+        else:
+            self._unrecorded.append(task.result())
+        if not self._closing:
+            self._dispatch()
+        self._progress.set()
 
     def _free_slots(self) -> int:
         """Slots for new posts. A post running longer than SLOW_AFTER_SECONDS (a receiver that
@@ -204,27 +249,31 @@ class WebhookSender:
         hard_room = 4 * self.max_in_flight - len(self._in_flight)
         return max(0, min(self.max_in_flight - young, hard_room))
 
+    def _busy(self) -> bool:
+        return bool(self._in_flight or self._queued)
+
     async def _gather_more(self) -> None:
         """A post finished: let others finish too (a few ms), so one transaction records many."""
         cutoff = time.monotonic() - SLOW_AFTER_SECONDS
-        young = [t for t, started in self._started.items() if started > cutoff]
-        enough = max(1, len(young) // 4)  # hanging posts would only make this wait longer
+        young = sum(1 for started in self._started.values() if started > cutoff)
+        enough = max(1, young // 4)  # hanging posts would only make this wait longer
         deadline = time.monotonic() + BATCH_WINDOW_SECONDS
-        while sum(t.done() for t in self._in_flight) < enough:
+        while len(self._unrecorded) < enough and self._in_flight:
             left = deadline - time.monotonic()
-            pending = [t for t in self._in_flight if not t.done()]
-            if left <= 0 or not pending:
+            if left <= 0:
                 return
-            await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), left)
 
     async def run_once(self) -> int:
         """Deliver everything due now (respecting the per-target limit); return attempts made."""
-        attempts = 0
-        while True:
+        attempts = await self._cycle()
+        while self._busy() or self._unrecorded:
+            if self._in_flight and not self._unrecorded:
+                await self._progress.wait()
             attempts += await self._cycle()
-            if not self._in_flight:
-                return attempts
-            await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+        return attempts
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set."""
@@ -235,18 +284,23 @@ class WebhookSender:
                     await self._cycle()
                 except Exception:  # the database is down or busy: try again shortly
                     log.exception("webhook_cycle_failed")
-                waiters: set[asyncio.Future[object]] = set(self._in_flight)  # type: ignore[arg-type]
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self.settings.webhook_poll_seconds)
+                    continue
+                if self._unrecorded:
+                    continue  # posts finished while the cycle ran: record them now
+                progress = asyncio.ensure_future(self._progress.wait())
                 wake = asyncio.ensure_future(self._wake.wait())
                 stopping = asyncio.ensure_future(stop.wait())
                 done, _ = await asyncio.wait(
-                    waiters | {wake, stopping},
+                    {progress, wake, stopping},
                     timeout=self.settings.webhook_poll_seconds,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
-                wake.cancel()
-                stopping.cancel()
+                for waiter in (progress, wake, stopping):
+                    waiter.cancel()
                 self._wake.clear()
-                if done & waiters and not stop.is_set():
+                if progress in done and not stop.is_set():
                     await self._gather_more()
         finally:
             await self.close()

@@ -7,9 +7,10 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Forbidden, NotFound
@@ -84,13 +85,25 @@ def _rotate(row: SecretColumns, box: SecretBox, overlap: timedelta, now: datetim
 
 def live_secrets(row: SecretColumns, box: SecretBox, now: datetime) -> list[str]:
     """The current secret, then the previous one while its overlap lasts."""
-    secrets = [box.decrypt(row.secret_encrypted)]
-    if (
-        row.previous_secret_encrypted
-        and row.previous_secret_expires_at is not None
-        and row.previous_secret_expires_at > now
-    ):
-        secrets.append(box.decrypt(row.previous_secret_encrypted))
+    return secrets_in_force(
+        row.secret_encrypted,
+        row.previous_secret_encrypted,
+        row.previous_secret_expires_at,
+        box,
+        now,
+    )
+
+
+def secrets_in_force(
+    current: str,
+    previous: str | None,
+    previous_expires_at: datetime | None,
+    box: SecretBox,
+    now: datetime,
+) -> list[str]:
+    secrets = [box.decrypt(current)]
+    if previous and previous_expires_at is not None and previous_expires_at > now:
+        secrets.append(box.decrypt(previous))
     return secrets
 
 
@@ -442,9 +455,16 @@ async def claim_due(
     are serialized. At most `room_for(target)` rows go to one target (busy targets are left out
     of the query), so one slow or dead receiver cannot fill the sender.
     """
+    # Only the columns that decide what to take; bodies are read for the rows taken.
     query = (
-        select(WebhookDelivery, Event.uuid, Event.type, Event.payload, WebhookEndpoint)
-        .join(Event, Event.id == WebhookDelivery.event_id)
+        select(
+            WebhookDelivery.id,
+            WebhookDelivery.endpoint_id,
+            WebhookDelivery.url,
+            WebhookDelivery.organization_id,
+            WebhookDelivery.attempts,
+            WebhookDelivery.event_id,
+        )
         .outerjoin(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
         .where(
             WebhookDelivery.status == PENDING,
@@ -467,47 +487,88 @@ async def claim_due(
         query = query.where(
             or_(WebhookDelivery.url.is_(None), WebhookDelivery.url.not_in(busy_urls))
         )
-    rows = (await session.execute(query)).all()
-    until = now + lease
-    defaults: dict[int, list[str]] = {}
-    claims: list[Claim] = []
     taken: dict[str, int] = {}
-    for delivery, event_uuid, event_type, payload, endpoint in rows:
-        if len(claims) >= limit:
+    picked: list[Any] = []  # rows of the query above
+    for candidate in (await session.execute(query)).all():
+        if len(picked) >= limit:
             break
         target = (
-            f"endpoint:{delivery.endpoint_id}"
-            if delivery.endpoint_id is not None
-            else str(delivery.url)
+            f"endpoint:{candidate.endpoint_id}"
+            if candidate.endpoint_id is not None
+            else str(candidate.url)
         )
         if taken.get(target, 0) >= room_for(target):
             continue
-        if endpoint is not None:
-            secrets = live_secrets(endpoint, box, now)
+        taken[target] = taken.get(target, 0) + 1
+        picked.append(candidate)
+    if not picked:
+        return []
+    until = now + lease
+    await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id.in_([row.id for row in picked]))
+        .values(claimed_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    events = {
+        row.id: row
+        for row in await session.execute(
+            select(Event.id, Event.uuid, Event.type, Event.payload).where(
+                Event.id.in_({row.event_id for row in picked})
+            )
+        )
+    }
+    endpoint_ids = {row.endpoint_id for row in picked if row.endpoint_id is not None}
+    endpoints = (
+        {
+            e.id: e
+            for e in await session.execute(
+                select(
+                    WebhookEndpoint.id,
+                    WebhookEndpoint.url,
+                    WebhookEndpoint.secret_encrypted,
+                    WebhookEndpoint.previous_secret_encrypted,
+                    WebhookEndpoint.previous_secret_expires_at,
+                ).where(WebhookEndpoint.id.in_(endpoint_ids))
+            )
+        }
+        if endpoint_ids
+        else {}
+    )
+    defaults: dict[int, list[str]] = {}
+    claims: list[Claim] = []
+    for row in picked:
+        if row.endpoint_id is not None:
+            endpoint = endpoints[row.endpoint_id]
+            secrets = secrets_in_force(
+                endpoint.secret_encrypted,
+                endpoint.previous_secret_encrypted,
+                endpoint.previous_secret_expires_at,
+                box,
+                now,
+            )
             url = endpoint.url
         else:
-            if delivery.organization_id not in defaults:
-                defaults[delivery.organization_id] = await _default_secrets(
-                    session, delivery.organization_id, box, now
+            if row.organization_id not in defaults:
+                defaults[row.organization_id] = await _default_secrets(
+                    session, row.organization_id, box, now
                 )
-            secrets = defaults[delivery.organization_id]
-            url = str(delivery.url)
-        taken[target] = taken.get(target, 0) + 1
-        delivery.claimed_until = until
+            secrets = defaults[row.organization_id]
+            url = str(row.url)
+        event = events[row.event_id]
         claims.append(
             Claim(
-                delivery_id=delivery.id,
-                attempt=delivery.attempts + 1,
+                delivery_id=row.id,
+                attempt=row.attempts + 1,
                 claimed_until=until,
-                event_id=event_uuid,
-                event_type=event_type,
-                body=payload,
+                event_id=event.uuid,
+                event_type=event.type,
+                body=event.payload,
                 url=url,
-                endpoint_id=delivery.endpoint_id,
+                endpoint_id=row.endpoint_id,
                 secrets=secrets,
             )
         )
-    await session.flush()
     return claims
 
 
@@ -559,9 +620,81 @@ async def record(
     disable_after_exhausted: int,
     rng: random.Random,
 ) -> None:
-    """Log the attempts and move each delivery on: delivered, retry later, or failed."""
+    """Log the attempts and move each delivery on: delivered, retry later, or failed.
+
+    A delivery whose claim ran out meanwhile (another sender owns it now) keeps its state; its
+    attempt is still logged. Successes, the common case, take three statements however many.
+    """
     if not results:
         return
+    await session.execute(
+        insert(WebhookAttempt),
+        [
+            {
+                "delivery_id": claim.delivery_id,
+                "attempt": claim.attempt,
+                "started_at": outcome.started_at,
+                "duration_ms": outcome.duration_ms,
+                "status_code": outcome.status_code,
+                "response_excerpt": outcome.response,
+                "error": outcome.error,
+            }
+            for claim, outcome in results
+        ],
+    )
+    succeeded = [(c, o) for c, o in results if o.succeeded]
+    if succeeded:
+        # On the connection: a Core executemany (the ORM would insist on a by-key bulk update).
+        connection = await session.connection()
+        await connection.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.id == bindparam("b_id"),
+                WebhookDelivery.claimed_until == bindparam("b_claimed_until"),
+            )
+            .values(
+                status=DELIVERED,
+                attempts=bindparam("b_attempt"),
+                claimed_until=None,
+                last_status_code=bindparam("b_status_code"),
+                last_error=None,
+                delivered_at=now,
+            ),
+            [
+                {
+                    "b_id": claim.delivery_id,
+                    "b_claimed_until": claim.claimed_until,
+                    "b_attempt": claim.attempt,
+                    "b_status_code": outcome.status_code,
+                }
+                for claim, outcome in succeeded
+            ],
+        )
+        endpoint_ids = {c.endpoint_id for c, _ in succeeded if c.endpoint_id is not None}
+        if endpoint_ids:
+            await session.execute(
+                update(WebhookEndpoint)
+                .where(
+                    WebhookEndpoint.id.in_(endpoint_ids), WebhookEndpoint.exhausted_in_a_row != 0
+                )
+                .values(exhausted_in_a_row=0)
+                .execution_options(synchronize_session=False)
+            )
+    failed = [(c, o) for c, o in results if not o.succeeded]
+    if failed:
+        await _record_failures(
+            session, failed, now=now, disable_after_exhausted=disable_after_exhausted, rng=rng
+        )
+
+
+async def _record_failures(
+    session: AsyncSession,
+    results: Sequence[tuple[Claim, Outcome]],
+    *,
+    now: datetime,
+    disable_after_exhausted: int,
+    rng: random.Random,
+) -> None:
     deliveries = {
         d.id: d
         for d in await session.scalars(
@@ -582,17 +715,6 @@ async def record(
         else {}
     )
     for claim, outcome in results:
-        session.add(
-            WebhookAttempt(
-                delivery_id=claim.delivery_id,
-                attempt=claim.attempt,
-                started_at=outcome.started_at,
-                duration_ms=outcome.duration_ms,
-                status_code=outcome.status_code,
-                response_excerpt=outcome.response,
-                error=outcome.error,
-            )
-        )
         delivery = deliveries.get(claim.delivery_id)
         if delivery is None or delivery.claimed_until != claim.claimed_until:
             continue  # deleted, or our claim ran out and another sender owns it now
@@ -601,12 +723,6 @@ async def record(
         delivery.claimed_until = None
         delivery.last_status_code = outcome.status_code
         delivery.last_error = outcome.error
-        if outcome.succeeded:
-            delivery.status = DELIVERED
-            delivery.delivered_at = now
-            if endpoint is not None:
-                endpoint.exhausted_in_a_row = 0
-            continue
         if outcome.status_code == 410:
             delivery.status = FAILED
             if endpoint is not None:

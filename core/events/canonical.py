@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 
 class NotCanonical(ValueError):
     """A value canonical JSON cannot carry as a number (NaN, infinity, inexact as a float)."""
@@ -32,13 +34,33 @@ def json_number(value: Decimal | int) -> Decimal | int | str:
     return value
 
 
-def _normalise(value: Any) -> Any:
-    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+def _normalise(value: Any, floats: list[bool] | None = None) -> Any:
+    """`value` with whole numbers as ints and exact Decimals as floats; appends to `floats`
+    when a float remains (those take the standard library's float formatting)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
         return value
+    if kind is dict:
+        return {
+            key if type(key) is str else str(key): _normalise(item, floats)
+            for key, item in value.items()
+        }
+    if kind is list or kind is tuple:
+        return [_normalise(item, floats) for item in value]
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str):
+        return str.__str__(value)  # a str subclass (an enum) as its plain text
+    if isinstance(value, int):
+        return int(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise NotCanonical("NaN and infinity are not JSON")
-        return int(value) if value.is_integer() else value
+        if value.is_integer():
+            return int(value)
+        if floats is not None:
+            floats.append(True)
+        return float(value)
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise NotCanonical("NaN and infinity are not JSON")
@@ -47,18 +69,27 @@ def _normalise(value: Any) -> Any:
         as_float = float(value)
         if Decimal(repr(as_float)) != value:
             raise NotCanonical(f"{value} is not exact as a float; send it as a string")
+        if floats is not None:
+            floats.append(True)
         return as_float
     if isinstance(value, Mapping):
-        return {str(key): _normalise(item) for key, item in value.items()}
+        return {str(key): _normalise(item, floats) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_normalise(item) for item in value]
+        return [_normalise(item, floats) for item in value]
     raise NotCanonical(f"{type(value).__name__} is not a JSON value")
 
 
 def canonical_json(value: Any) -> str:
     """The canonical text of an already-decoded JSON value (floats or Decimals for numbers)."""
-    rendered = json.dumps(
-        _normalise(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+    floats: list[bool] = []
+    normalised = _normalise(value, floats)
+    rendered = None
+    if not floats:  # orjson writes floats its own way (1e-7, not 1e-07); everything else alike
+        try:
+            rendered = orjson.dumps(normalised, option=orjson.OPT_SORT_KEYS).decode()
+        except orjson.JSONEncodeError:  # integers beyond 64 bits
+            rendered = None
+    if rendered is None:
+        rendered = json.dumps(normalised, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     # These three only ever occur inside strings in JSON text, so a plain replace is safe.
     return rendered.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.models.base import Base, ExactDecimal, TokenAmount, UTCDateTime, utcnow
@@ -18,6 +18,8 @@ class Payment(Base):
     __table_args__ = (
         UniqueConstraint("chain_id", "tx_hash", "log_index"),
         UniqueConstraint("uuid"),
+        # Each watcher step: this chain's seen payments that became final.
+        Index("ix_payments_chain_status_block", "chain_id", "status", "block_number"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -181,12 +182,29 @@ async def apply_transfers(
         for chain_id in {u[0].chain_id for u in usable}
     }
     described = await _load_described(session, touched.values())
+    # Sessions first, so that payment events carry the state the payment brought them to.
+    before = {
+        id_: _Before.of(checkout, payments_of.get(id_, [])) for id_, checkout in touched.items()
+    }
+    for id_, checkout in touched.items():
+        await recompute_session(
+            session, context, checkout, now=now, payments=payments_of.get(id_, [])
+        )
+    fields = _Fields(session)
     for checkout, payment, seen_before in changed:
         await _payment_event(
-            session, context, checkout, payment, seen_before=seen_before, heads=heads
+            session, context, checkout, payment, seen_before=seen_before, heads=heads, fields=fields
         )
-    for checkout in touched.values():
-        await settle(session, context, checkout, now=now, payments=payments_of.get(checkout.id, []))
+    for id_, checkout in touched.items():
+        await _announce(
+            session,
+            context,
+            checkout,
+            before[id_],
+            payments_of.get(id_, []),
+            now=now,
+            fields=fields,
+        )
     await session.flush()
     del described
     return applied
@@ -314,7 +332,7 @@ async def orphan_from(
 async def _after_status_change(
     session: AsyncSession, context: CheckoutContext, payments: Sequence[Payment], *, now: datetime
 ) -> None:
-    """Payments whose status the watcher changed: their events, then their sessions."""
+    """Payments whose status the watcher changed: their sessions, then the events."""
     await session.flush()
     session_ids = sorted({p.session_id for p in payments if p.session_id is not None})
     checkouts: dict[int, CheckoutSession] = {}
@@ -323,12 +341,32 @@ async def _after_status_change(
             select(CheckoutSession).where(CheckoutSession.id.in_(chunk))
         ):
             checkouts[checkout.id] = checkout
+    payments_of: dict[int, list[Payment]] = {}
+    for chunk in _chunks(sorted(checkouts)):
+        for payment in await session.scalars(select(Payment).where(Payment.session_id.in_(chunk))):
+            assert payment.session_id is not None
+            payments_of.setdefault(payment.session_id, []).append(payment)
     described = await _load_described(session, checkouts.values())
+    before = {id_: _Before.of(c, payments_of.get(id_, [])) for id_, c in checkouts.items()}
+    for id_, checkout in checkouts.items():
+        await recompute_session(
+            session, context, checkout, now=now, payments=payments_of.get(id_, [])
+        )
+    fields = _Fields(session)
     for payment in payments:
         paid = checkouts.get(payment.session_id) if payment.session_id else None
         if paid is not None:
-            await _payment_event(session, context, paid, payment, seen_before=True)
-            await settle(session, context, paid, now=now)
+            await _payment_event(session, context, paid, payment, seen_before=True, fields=fields)
+    for id_, checkout in checkouts.items():
+        await _announce(
+            session,
+            context,
+            checkout,
+            before[id_],
+            payments_of.get(id_, []),
+            now=now,
+            fields=fields,
+        )
     await session.flush()
     del described
 
@@ -364,6 +402,42 @@ SESSION_STATUS_EVENTS = {
 }
 
 
+@dataclass(frozen=True)
+class _Before:
+    """What a session looked like before a recompute: its events are the differences."""
+
+    status: str
+    underpaid: bool
+    overpaid: bool
+    late: frozenset[int]  # id() of its payments already late
+
+    @classmethod
+    def of(cls, checkout: CheckoutSession, payments: Sequence[Payment]) -> _Before:
+        return cls(
+            checkout.status,
+            checkout.underpaid,
+            checkout.overpaid,
+            frozenset(id(p) for p in payments if p.late),
+        )
+
+
+class _Fields:
+    """The SDK's SessionWebhookResponse fields, built once per session and transaction hash
+    while a step emits its events (a payment's events and its session's share them)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._built: dict[tuple[int, str | None, str], dict[str, Any]] = {}
+
+    async def of(self, checkout: CheckoutSession, tx_hash: str | None) -> dict[str, Any]:
+        key = (checkout.id, tx_hash, checkout.status)
+        if key not in self._built:
+            self._built[key] = await checkout_service.webhook_fields(
+                self.session, checkout, tx_hash=tx_hash
+            )
+        return self._built[key]
+
+
 async def settle(
     session: AsyncSession,
     context: CheckoutContext,
@@ -377,25 +451,36 @@ async def settle(
         payments = (
             await session.scalars(select(Payment).where(Payment.session_id == checkout.id))
         ).all()
-    before = (checkout.status, checkout.underpaid, checkout.overpaid)
-    late_before = {id(p) for p in payments if p.late}
+    before = _Before.of(checkout, payments)
     await recompute_session(session, context, checkout, now=now, payments=payments)
+    await _announce(session, context, checkout, before, payments, now=now, fields=_Fields(session))
+
+
+async def _announce(
+    session: AsyncSession,
+    context: CheckoutContext,
+    checkout: CheckoutSession,
+    before: _Before,
+    payments: Sequence[Payment],
+    *,
+    now: datetime,
+    fields: _Fields,
+) -> None:
+    """After a recompute: the session's events, late payments' events, its subscription."""
     happened = []
-    if checkout.status != before[0] and checkout.status in SESSION_STATUS_EVENTS:
+    if checkout.status != before.status and checkout.status in SESSION_STATUS_EVENTS:
         happened.append(SESSION_STATUS_EVENTS[checkout.status])
-    if checkout.underpaid and not before[1]:
+    if checkout.underpaid and not before.underpaid:
         happened.append("session.underpaid")
-    if checkout.overpaid and not before[2]:
+    if checkout.overpaid and not before.overpaid:
         happened.append("session.overpaid")
     newly_late = [
         p
         for p in payments
-        if p.late and id(p) not in late_before and p.status != PaymentStatus.ORPHANED.value
+        if p.late and id(p) not in before.late and p.status != PaymentStatus.ORPHANED.value
     ]
     if happened or newly_late:
-        fields = await checkout_service.webhook_fields(
-            session, checkout, tx_hash=_latest_tx(payments)
-        )
+        top_level = await fields.of(checkout, _latest_tx(payments))
         for kind in happened:
             await events_service.emit(
                 session,
@@ -404,7 +489,7 @@ async def settle(
                 type=kind,
                 data=checkout_service.session_event_data(checkout),
                 session_id=checkout.id,
-                top_level=fields,
+                top_level=top_level,
                 session_webhook_url=checkout.webhook_url,
             )
         for payment in newly_late:
@@ -416,7 +501,7 @@ async def settle(
                 data=_payment_data(context, checkout, payment, None),
                 session_id=checkout.id,
                 payment_id=payment.id,
-                top_level=fields,
+                top_level=top_level,
                 session_webhook_url=checkout.webhook_url,
             )
     if checkout.kind == "subscription":
@@ -466,6 +551,7 @@ async def _payment_event(
     *,
     seen_before: bool,
     heads: dict[int, ChainHead | None] | None = None,
+    fields: _Fields | None = None,
 ) -> None:
     kind = {
         PaymentStatus.SEEN.value: "payment.detected",
@@ -478,7 +564,7 @@ async def _payment_event(
         else await session.get(ChainHead, payment.chain_id)
     )
     data = _payment_data(context, checkout, payment, head)
-    fields = await checkout_service.webhook_fields(session, checkout, tx_hash=payment.tx_hash)
+    top_level = await (fields or _Fields(session)).of(checkout, payment.tx_hash)
     if kind == "payment.confirmed" and not seen_before:
         # Found already final (a backfill): the payer still hears that it was detected.
         await events_service.emit(
@@ -489,7 +575,7 @@ async def _payment_event(
             data={**data, "status": PaymentStatus.SEEN.value},
             session_id=checkout.id,
             payment_id=payment.id,
-            top_level=fields,
+            top_level=top_level,
             session_webhook_url=checkout.webhook_url,
         )
     await events_service.emit(
@@ -500,7 +586,7 @@ async def _payment_event(
         data=data,
         session_id=checkout.id,
         payment_id=payment.id,
-        top_level=fields,
+        top_level=top_level,
         session_webhook_url=checkout.webhook_url,
     )
 

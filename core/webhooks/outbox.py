@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import SessionTransaction
 
-from core.models import Event, WebhookDelivery, WebhookEndpoint
+from core.models import WebhookEndpoint
 
 _CACHE_KEY = "chainpay.webhook_endpoints"
 
@@ -55,26 +57,31 @@ def forget_endpoints(session: AsyncSession) -> None:
     session.info.pop(_CACHE_KEY, None)
 
 
-async def add_deliveries(
-    session: AsyncSession, event: Event, *, session_webhook_url: str | None
-) -> None:
-    """One pending delivery per subscribed endpoint, plus the session's own webhookUrl."""
-    for target in await _targets(session, event.organization_id, event.test):
-        if target.wants(event.type):
-            session.add(
-                WebhookDelivery(
-                    organization_id=event.organization_id,
-                    event=event,
-                    endpoint_id=target.endpoint_id,
-                    next_attempt_at=event.created_at,
-                )
-            )
+async def deliveries_for(
+    session: AsyncSession,
+    organization_id: int,
+    test: bool,
+    event_type: str,
+    created_at: datetime,
+    session_webhook_url: str | None,
+) -> list[dict[str, Any]]:
+    """Delivery rows (all but their event id) for a new event: one per subscribed endpoint,
+    plus the session's own webhookUrl."""
+    rows: list[dict[str, Any]] = [
+        {
+            "organization_id": organization_id,
+            "endpoint_id": target.endpoint_id,
+            "next_attempt_at": created_at,
+        }
+        for target in await _targets(session, organization_id, test)
+        if target.wants(event_type)
+    ]
     if session_webhook_url:
-        session.add(
-            WebhookDelivery(
-                organization_id=event.organization_id,
-                event=event,
-                url=session_webhook_url,
-                next_attempt_at=event.created_at,
-            )
+        rows.append(
+            {
+                "organization_id": organization_id,
+                "url": session_webhook_url,
+                "next_attempt_at": created_at,
+            }
         )
+    return rows

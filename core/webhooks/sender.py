@@ -268,12 +268,15 @@ class WebhookSender:
 
     async def run_once(self) -> int:
         """Deliver everything due now (respecting the per-target limit); return attempts made."""
-        attempts = await self._cycle()
-        while self._busy() or self._unrecorded:
+        attempts = 0
+        while True:
+            recorded = len(self._unrecorded)
+            claimed = await self._cycle()
+            attempts += claimed
+            if not (recorded or claimed or self._busy() or self._unrecorded):
+                return attempts  # (recording can emit events: one more look after it did)
             if self._in_flight and not self._unrecorded:
                 await self._progress.wait()
-            attempts += await self._cycle()
-        return attempts
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set."""

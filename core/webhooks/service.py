@@ -290,13 +290,12 @@ async def send_test(
     """A `webhook.test` event delivered to this endpoint only."""
     _require_admin(principal)
     endpoint = await get_endpoint(session, principal, uuid)
-    event = await events_service.emit(
+    event = await events_service.emit_now(
         session,
         organization_id=principal.organization_id,
         test=principal.test,
         type="webhook.test",
         data={"endpointUUID": endpoint.uuid, "message": "chainpay test delivery"},
-        fan_out=False,
     )
     delivery = WebhookDelivery(
         organization_id=principal.organization_id,

@@ -57,6 +57,31 @@ def test_stored_body_is_a_fixed_point_of_canonicalization(value: Any) -> None:
     assert "&" not in body
 
 
+no_floats = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**256), max_value=2**256),
+        st.text(alphabet=st.characters(codec="utf-8"), max_size=30),
+        st.sampled_from(["<script>", "a&b", "\u2028", "\x00\x1f\x7f", "😀", "\\", '"', "\n\t"]),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=5),
+        st.dictionaries(st.text(max_size=10), children, max_size=5),
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(no_floats)
+def test_the_fast_path_writes_what_the_standard_library_writes(value: Any) -> None:
+    # Bodies without floats are rendered by orjson; they must be the stdlib's bytes exactly.
+    reference = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    reference = reference.replace("<", "\\u003c").replace(">", "\\u003e")
+    assert canonical_json(value) == reference.replace("&", "\\u0026")
+
+
 def test_qbitflow_2_1_0_canonicalizes_our_bodies_to_themselves() -> None:
     values: list[Any] = [
         {"b": {"z": [1, 2.5, {"y": "<&>"}], "a": None}, "a": "é😀"},

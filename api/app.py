@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -81,7 +82,10 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.settings = settings
-    app.state.checkout_context = checkout_context or CheckoutContext.from_settings(settings)
+    context = checkout_context or CheckoutContext.from_settings(settings)
+    if resolve is not system_resolve:
+        context = dataclasses.replace(context, resolve=resolve)
+    app.state.checkout_context = context
     app.state.secret_box = SecretBox.from_settings(settings)
     app.state.resolve = resolve
     install_error_handlers(app)

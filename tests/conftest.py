@@ -73,6 +73,16 @@ def api(base_url: str, tenant: Tenant) -> Api:
 
 
 @pytest.fixture
+def sandbox(base_url: str, api: Api, tenant: Tenant) -> Api:
+    """A test-mode key of the tenant: test chains (the devnet), http webhook endpoints."""
+    created = api.post(
+        "/api-key", json={"name": "sandbox", "userId": tenant.owner_id, "test": True}
+    )
+    assert created.status_code == 200, created.text
+    return Api(base_url, created.json()["key"])
+
+
+@pytest.fixture
 def sdk(base_url: str) -> Iterator[Callable[[str], QBitFlow]]:
     """The real QBitFlow 1.1.0 SDK pointed at the live server: `sdk(key)` is a client."""
     previous = config.get_base_url()

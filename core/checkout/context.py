@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from core.chains import ChainRegistry
 from core.config import Settings
+from core.webhooks.ssrf import Resolve, system_resolve
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,9 @@ class CheckoutContext:
     tolerance_usd: Decimal
     public_url: str
     bot_username: str | None
+    # Where a session's own webhookUrl may point (checked like a webhook endpoint's URL).
+    webhooks_allow_private: bool = False
+    resolve: Resolve = field(default=system_resolve, compare=False)
     # (chain id, lower-case contract) -> Currency id; ids never change once assigned.
     currency_ids: dict[tuple[int, str], int] = field(default_factory=dict, compare=False)
 
@@ -36,6 +40,7 @@ class CheckoutContext:
             tolerance_usd=settings.underpayment_tolerance_usd,
             public_url=settings.public_url,
             bot_username=(settings.telegram_bot_username or bot_username or "").lstrip("@") or None,
+            webhooks_allow_private=settings.webhooks_allow_private,
         )
 
     def link(self, uuid: str) -> str:

@@ -48,6 +48,7 @@ from core.models.base import utcnow
 from core.money import base_units_to_tokens
 from core.orgs.schemas import Principal
 from core.wallet import service as wallet_service
+from core.webhooks.ssrf import check_url
 
 KIND_PAYMENT = "payment"
 KIND_SUBSCRIPTION = "subscription"
@@ -105,6 +106,15 @@ async def create_session(
 ) -> CheckoutSession:
     """A payable session with its own deposit address and exact per-token quotes."""
     kind, frequency, trial, min_periods = _subscription_terms(data)
+    if data.webhook_url is not None:
+        # Deliveries to it are checked again at connect time; refusing here tells the merchant.
+        await check_url(
+            data.webhook_url,
+            live=not principal.test,
+            allow_private=context.webhooks_allow_private,
+            resolve=context.resolve,
+            param="webhookUrl",
+        )
     product: Product | None = None
     if data.product_id is not None:
         try:

@@ -66,20 +66,25 @@ async def checked_addresses(
 
 
 async def check_url(
-    url: str, *, live: bool, allow_private: bool, resolve: Resolve = system_resolve
+    url: str,
+    *,
+    live: bool,
+    allow_private: bool,
+    resolve: Resolve = system_resolve,
+    param: str = "url",
 ) -> str:
     """Validate a webhook URL for saving: scheme, host, credentials, and where it points."""
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise InvalidInput(f"url is not a valid URL: {exc}", param="url") from exc
+        raise InvalidInput(f"{param} is not a valid URL: {exc}", param=param) from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput("url must be an absolute http(s) URL", param="url")
+        raise InvalidInput(f"{param} must be an absolute http(s) URL", param=param)
     if live and parts.scheme != "https":
-        raise InvalidInput("url must use https for live-mode endpoints", param="url")
+        raise InvalidInput(f"{param} must use https in live mode", param=param)
     if parts.username or parts.password:
-        raise InvalidInput("url must not carry credentials", param="url")
+        raise InvalidInput(f"{param} must not carry credentials", param=param)
     default_port = 443 if parts.scheme == "https" else 80
     try:
         await checked_addresses(
@@ -87,7 +92,7 @@ async def check_url(
         )
     except BlockedTarget as exc:
         raise InvalidInput(
-            f"url is not allowed: {exc}", param="url", code="url_not_allowed"
+            f"{param} is not allowed: {exc}", param=param, code="url_not_allowed"
         ) from exc
     return url
 

@@ -106,7 +106,7 @@ def test_subscription_sessions_with_and_without_trial(
         frequency=Duration(value=1, unit="weeks"),
         trial_period=Duration(value=7, unit="days"),
         min_periods=3,
-        webhook_url="https://merchant.io/hooks",
+        webhook_url="https://localhost/hooks",  # private targets are allowed in the tests
     )
     with_trial = client.subscriptions.get_session(trial.uuid)
     assert with_trial.options is not None

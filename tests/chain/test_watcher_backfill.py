@@ -32,14 +32,6 @@ from tests.harness.factories import Api, Tenant, test_settings
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def box(base_url: str, tenant: Tenant, api: Api) -> Api:
-    created = api.post(
-        "/api-key", json={"name": "sandbox", "userId": tenant.owner_id, "test": True}
-    )
-    return Api(base_url, created.json()["key"])
-
-
 @dataclass
 class RecordingPool(RpcPool):
     """Notes every eth_getLogs range; can hide `blockTimestamp` as nodes without it do."""
@@ -78,8 +70,8 @@ class JournaledWatcher(ChainWatcher):
         self.rpc.journal.append(("committed", 0, scanned_through))
 
 
-def new_session(box: Api, price: str = "1") -> dict[str, Any]:
-    created = box.post(
+def new_session(sandbox: Api, price: str = "1") -> dict[str, Any]:
+    created = sandbox.post(
         "/transaction/session-checkout",
         json={"productName": "B", "description": "d", "price": price},
     )
@@ -117,12 +109,12 @@ def run_watcher(
 
 
 def test_backfill_fetches_the_next_range_while_committing_and_credits_each_payment_once(
-    box: Api, database_url: str
+    sandbox: Api, database_url: str
 ) -> None:
     with own_devnet(31345) as devnet:
         node = devnet.node(31345)
         token = devnet.tokens[31345][0]
-        sessions = [new_session(box) for _ in range(6)]
+        sessions = [new_session(sandbox) for _ in range(6)]
         for session in sessions:  # one block each, with strangers' transfers in between
             transfer(node.rpc_url, token, session["depositAddress"], 1_000_000)
             transfer(node.rpc_url, token, "0x" + secrets.token_hex(20), 1_000_000)
@@ -155,12 +147,12 @@ def test_backfill_fetches_the_next_range_while_committing_and_credits_each_payme
 
 @pytest.mark.parametrize("without_block_time", [False, True])
 def test_payments_carry_their_blocks_time_whether_or_not_the_node_sends_it(
-    box: Api, database_url: str, without_block_time: bool
+    sandbox: Api, database_url: str, without_block_time: bool
 ) -> None:
     chain_id = 31346 + int(without_block_time)
     with own_devnet(chain_id) as devnet:
         node = devnet.node(chain_id)
-        sessions = [new_session(box) for _ in range(2)]
+        sessions = [new_session(sandbox) for _ in range(2)]
         start = int(node.rpc("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
         for i, session in enumerate(sessions):
             node.rpc("evm_setNextBlockTimestamp", [start + 1000 * (i + 1)])
@@ -217,9 +209,9 @@ def payment_times(database_url: str, addresses: list[str]) -> dict[str, datetime
 
 
 def test_a_transfer_seen_twice_in_one_batch_is_one_payment_with_one_set_of_events(
-    box: Api, database_url: str
+    sandbox: Api, database_url: str
 ) -> None:
-    session = new_session(box, "2")
+    session = new_session(sandbox, "2")
     token = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
     chain = ChainConfig(
         id=31348,

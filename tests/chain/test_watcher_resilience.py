@@ -24,18 +24,10 @@ from core.checkout.context import CheckoutContext
 from core.db import create_engine, create_sessionmaker
 from core.models import CheckoutSession, Event, Payment, WatcherLease
 from tests.harness.chains import devnet_or_skip, watcher_settings
-from tests.harness.factories import Api, Tenant
+from tests.harness.factories import Api
 from tests.harness.rpc_proxy import Faults, rpc_proxy
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def box(base_url: str, tenant: Tenant, api: Api) -> Api:
-    created = api.post(
-        "/api-key", json={"name": "sandbox", "userId": tenant.owner_id, "test": True}
-    )
-    return Api(base_url, created.json()["key"])
 
 
 @contextmanager
@@ -45,13 +37,13 @@ def own_devnet(chain_id: int) -> Iterator[Devnet]:
 
 
 def make_paid_sessions(
-    box: Api, devnet: Devnet, chain_id: int, count: int, price: str = "1", gap_blocks: int = 0
+    sandbox: Api, devnet: Devnet, chain_id: int, count: int, price: str = "1", gap_blocks: int = 0
 ) -> list[dict[str, Any]]:
     """`count` sessions, each paid in a block of its own (`gap_blocks` empty blocks between)."""
     node = devnet.node(chain_id)
     sessions = []
     for _ in range(count):
-        created = box.post(
+        created = sandbox.post(
             "/transaction/session-checkout",
             json={"productName": "R", "description": "d", "price": price},
         )
@@ -99,10 +91,10 @@ def db_counts(database_url: str, addresses: list[str]) -> dict[str, int]:
 
 
 def test_flaky_rpc_fails_over_and_shrinks_ranges_without_missing_anything(
-    box: Api, database_url: str
+    sandbox: Api, database_url: str
 ) -> None:
     with own_devnet(31341) as devnet:
-        sessions = make_paid_sessions(box, devnet, 31341, 12)
+        sessions = make_paid_sessions(sandbox, devnet, 31341, 12)
         devnet.node(31341).mine(40)
         upstream = devnet.node(31341).rpc_url
         flaky_faults = Faults(drop_every=7, stall_every=11, stall_seconds=3, max_log_range=8)
@@ -187,11 +179,11 @@ def wait_for(predicate: Any, timeout: float, what: str) -> None:
 
 
 def test_killed_mid_backfill_the_restarted_watcher_credits_each_payment_once(
-    box: Api, database_url: str, tmp_path: Path
+    sandbox: Api, database_url: str, tmp_path: Path
 ) -> None:
     with own_devnet(31342) as devnet:
         # Spread over ~360 blocks (2 per step): the watcher is still busy when it is killed.
-        sessions = make_paid_sessions(box, devnet, 31342, 60, gap_blocks=5)
+        sessions = make_paid_sessions(sandbox, devnet, 31342, 60, gap_blocks=5)
         addresses = [s["depositAddress"] for s in sessions]
         env = process_env(database_url, write_chains_file(devnet, tmp_path / "chains.toml"))
         first = watcher_process(env)
@@ -220,7 +212,7 @@ def test_killed_mid_backfill_the_restarted_watcher_credits_each_payment_once(
 
 
 def test_two_watcher_processes_one_active_and_the_survivor_takes_over(
-    box: Api, database_url: str, tmp_path: Path
+    sandbox: Api, database_url: str, tmp_path: Path
 ) -> None:
     with own_devnet(31343) as devnet:
         env = process_env(database_url, write_chains_file(devnet, tmp_path / "chains.toml"))
@@ -228,7 +220,7 @@ def test_two_watcher_processes_one_active_and_the_survivor_takes_over(
         processes = [watcher_process(env), watcher_process(env)]
         try:
             wait_for(lambda: lease_of(database_url, 31343) is not None, 60, "a lease")
-            batch = make_paid_sessions(box, devnet, 31343, 10)
+            batch = make_paid_sessions(sandbox, devnet, 31343, 10)
             addresses = [s["depositAddress"] for s in batch]
             wait_for(
                 lambda: db_counts(database_url, addresses)["completed"] == 10, 60, "the first batch"
@@ -238,7 +230,7 @@ def test_two_watcher_processes_one_active_and_the_survivor_takes_over(
             active = next(p for p in processes if f":{p.pid}:" in owner)
             active.send_signal(signal.SIGKILL)
             active.wait(10)
-            later = make_paid_sessions(box, devnet, 31343, 5)
+            later = make_paid_sessions(sandbox, devnet, 31343, 5)
             addresses += [s["depositAddress"] for s in later]
             wait_for(
                 lambda: db_counts(database_url, addresses)["completed"] == 15,

@@ -18,17 +18,9 @@ from core.chains import ChainConfig, TokenConfig
 from core.checkout.context import CheckoutContext
 from core.db import create_engine, create_sessionmaker
 from tests.chain.test_watcher_resilience import own_devnet
-from tests.harness.factories import Api, Tenant, test_settings
+from tests.harness.factories import Api, test_settings
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def box(base_url: str, tenant: Tenant, api: Api) -> Api:
-    created = api.post(
-        "/api-key", json={"name": "sandbox", "userId": tenant.owner_id, "test": True}
-    )
-    return Api(base_url, created.json()["key"])
 
 
 def settings_with_socket(database_url: str, devnet: Devnet, chain_id: int, ws_url: str) -> Any:
@@ -46,11 +38,11 @@ def settings_with_socket(database_url: str, devnet: Devnet, chain_id: int, ws_ur
 
 
 def seconds_to_complete(
-    box: Api, devnet: Devnet, chain_id: int, settings: Any, *, poll_interval: float
+    sandbox: Api, devnet: Devnet, chain_id: int, settings: Any, *, poll_interval: float
 ) -> float:
     """Runs the watcher's own loop; pays a fresh session; how long until it is completed."""
     node = devnet.node(chain_id)
-    created = box.post(
+    created = sandbox.post(
         "/transaction/session-checkout",
         json={"productName": "W", "description": "d", "price": "1"},
     ).json()
@@ -77,7 +69,7 @@ def seconds_to_complete(
                 await asyncio.sleep(0.5)
                 await asyncio.to_thread(node.mine, 1)  # blocks keep coming, as on a chain
                 status = await asyncio.to_thread(
-                    box.get, f"/transaction/session-checkout/{created['uuid']}"
+                    sandbox.get, f"/transaction/session-checkout/{created['uuid']}"
                 )
                 if status.json()["status"] == "completed":
                     return time.monotonic() - paid_at
@@ -91,18 +83,20 @@ def seconds_to_complete(
 
 
 def test_new_heads_wake_the_watcher_long_before_its_poll_interval(
-    box: Api, database_url: str
+    sandbox: Api, database_url: str
 ) -> None:
     with own_devnet(31350) as devnet:
         settings = settings_with_socket(database_url, devnet, 31350, devnet.node(31350).ws_url)
-        assert seconds_to_complete(box, devnet, 31350, settings, poll_interval=30) < 5
+        assert seconds_to_complete(sandbox, devnet, 31350, settings, poll_interval=30) < 5
 
 
-def test_a_socket_that_never_connects_leaves_polling_as_it_was(box: Api, database_url: str) -> None:
+def test_a_socket_that_never_connects_leaves_polling_as_it_was(
+    sandbox: Api, database_url: str
+) -> None:
     with own_devnet(31351) as devnet:
         nobody = f"ws://127.0.0.1:{free_port()}"
         settings = settings_with_socket(database_url, devnet, 31351, nobody)
-        assert seconds_to_complete(box, devnet, 31351, settings, poll_interval=0.3) < 5
+        assert seconds_to_complete(sandbox, devnet, 31351, settings, poll_interval=0.3) < 5
 
 
 def test_the_socket_reconnects_after_the_node_drops_it(database_url: str) -> None:

@@ -16,7 +16,6 @@ from core.db import create_engine, create_sessionmaker, transaction
 from core.models import WebhookDelivery
 from core.models.base import utcnow
 from core.webhooks.sender import WebhookSender
-from tests.harness.factories import Api, Tenant
 from tests.harness.receiver import Receiver, running_receiver
 
 
@@ -74,13 +73,3 @@ def send_due(
             await engine.dispose()
 
     return asyncio.run(run())
-
-
-@pytest.fixture
-def sandbox(base_url: str, api: Api, tenant: Tenant) -> Api:
-    """A test-mode key of the tenant (test endpoints may use http on loopback)."""
-    created = api.post(
-        "/api-key", json={"name": "sandbox", "userId": tenant.owner_id, "test": True}
-    )
-    assert created.status_code == 200, created.text
-    return Api(base_url, created.json()["key"])

@@ -74,6 +74,11 @@ def test_anvil_payment_is_delivered_as_session_completed(
     assert parsed.status.status is TransactionStatusValue.COMPLETED
     assert parsed.status.tx_hash == tx.lower()
     assert parsed.session.price == 12.5
+    # Payment events carry the session as that payment left it.
+    detected = SessionWebhookResponse.model_validate_json(by_type["payment.detected"].body)
+    assert detected.status.status is TransactionStatusValue.WAITING_CONFIRMATION
+    payment_done = SessionWebhookResponse.model_validate_json(by_type["payment.confirmed"].body)
+    assert payment_done.status.status is TransactionStatusValue.COMPLETED
     confirmed = json.loads(by_type["payment.confirmed"].body)["data"]
     assert confirmed["txHash"] == tx.lower()
     assert confirmed["amountBaseUnits"] == "12500000"

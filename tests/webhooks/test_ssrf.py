@@ -74,6 +74,40 @@ def test_private_targets_are_refused_when_saving(guarded: Api, url: str) -> None
     assert guarded.get(f"/webhooks/endpoints/{endpoint['uuid']}").json()["url"].endswith("/ok")
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://10.0.0.1/hook",
+        "http://metadata.test/hook",
+        "http://no-such-name.test/hook",
+    ],
+)
+def test_a_sessions_own_webhook_url_is_checked_when_the_session_is_made(
+    guarded: Api, url: str
+) -> None:
+    session = {"productName": "Item", "description": "d", "price": "10"}
+    response = guarded.post("/transaction/session-checkout", json={**session, "webhookUrl": url})
+    assert response.status_code == 422, response.text
+    assert response.json()["param"] == "webhookUrl"
+    accepted = guarded.post(
+        "/transaction/session-checkout", json={**session, "webhookUrl": "http://hooks.example/s"}
+    )
+    assert accepted.status_code == 200, accepted.text
+
+
+def test_a_live_sessions_webhook_url_must_use_https(guarded_base_url: str, tenant: Tenant) -> None:
+    live = Api(guarded_base_url, tenant.key)
+    session = {"productName": "Item", "description": "d", "price": "10"}
+    response = live.post(
+        "/transaction/session-checkout", json={**session, "webhookUrl": "http://hooks.example/s"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["param"] == "webhookUrl"
+    assert "https" in response.json()["error"]
+
+
 def test_public_targets_are_accepted(guarded: Api) -> None:
     for url in ("http://hooks.example/a", f"http://{PUBLIC}/b", "http://rebind.test/c"):
         assert guarded.post("/webhooks/endpoints", json={"url": url}).status_code == 201

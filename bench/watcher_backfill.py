@@ -37,7 +37,7 @@ from pathlib import Path
 
 import httpx
 from eth_utils import to_checksum_address
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from web3 import Web3
 
 from chain.devnet import DEV_ACCOUNT, running_devnet, token_contract, transfer
@@ -136,6 +136,18 @@ async def open_sessions(database_url: str, count: int) -> list[str]:
     finally:
         await engine.dispose()
     return addresses
+
+
+async def analyze(database_url: str) -> None:
+    """Table statistics, as a database that grew over time has them (autovacuum on PostgreSQL):
+    right after a bulk load the planner would guess, and pick full scans for indexed lookups."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("ANALYZE"))
+            await connection.commit()
+    finally:
+        await engine.dispose()
 
 
 def make_logs(
@@ -322,6 +334,7 @@ async def main() -> None:
         t0 = time.perf_counter()
         open_addresses = await open_sessions(database_url, args.open)
         print(f"opened {len(open_addresses)} sessions in {time.perf_counter() - t0:.1f} s")
+        await analyze(database_url)
         settings = settings_for(database_url, node.rpc_url, token, confirmations=1)
         engine = create_engine(database_url)
         context = CheckoutContext.from_settings(settings)

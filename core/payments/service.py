@@ -385,7 +385,9 @@ async def expire_due_sessions(
                 ),
                 CheckoutSession.expires_at < now,
             )
-            .order_by(CheckoutSession.id)
+            # Longest overdue first, read along the (status, expires_at) index: ordering by id
+            # lets PostgreSQL walk every session in id order when its statistics are stale.
+            .order_by(CheckoutSession.expires_at, CheckoutSession.id)
             .limit(limit)
         )
     ).all()

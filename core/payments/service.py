@@ -182,29 +182,7 @@ async def apply_transfers(
         for chain_id in {u[0].chain_id for u in usable}
     }
     described = await _load_described(session, touched.values())
-    # Sessions first, so that payment events carry the state the payment brought them to.
-    before = {
-        id_: _Before.of(checkout, payments_of.get(id_, [])) for id_, checkout in touched.items()
-    }
-    for id_, checkout in touched.items():
-        await recompute_session(
-            session, context, checkout, now=now, payments=payments_of.get(id_, [])
-        )
-    fields = _Fields(session)
-    for checkout, payment, seen_before in changed:
-        await _payment_event(
-            session, context, checkout, payment, seen_before=seen_before, heads=heads, fields=fields
-        )
-    for id_, checkout in touched.items():
-        await _announce(
-            session,
-            context,
-            checkout,
-            before[id_],
-            payments_of.get(id_, []),
-            now=now,
-            fields=fields,
-        )
+    await _settle_all(session, context, touched, payments_of, changed, now=now, heads=heads)
     await session.flush()
     del described
     return applied
@@ -347,16 +325,39 @@ async def _after_status_change(
             assert payment.session_id is not None
             payments_of.setdefault(payment.session_id, []).append(payment)
     described = await _load_described(session, checkouts.values())
+    changed = [
+        (checkouts[p.session_id], p, True)
+        for p in payments
+        if p.session_id is not None and p.session_id in checkouts
+    ]
+    await _settle_all(session, context, checkouts, payments_of, changed, now=now)
+    await session.flush()
+    del described
+
+
+async def _settle_all(
+    session: AsyncSession,
+    context: CheckoutContext,
+    checkouts: dict[int, CheckoutSession],
+    payments_of: dict[int, list[Payment]],
+    changed: Sequence[tuple[CheckoutSession, Payment, bool]],
+    *,
+    now: datetime,
+    heads: dict[int, ChainHead | None] | None = None,
+) -> None:
+    """Recompute these sessions, then emit the changed payments' events (`(session, payment,
+    seen before)`), which so carry the state each payment brought its session to, then each
+    session's own events and its subscription."""
     before = {id_: _Before.of(c, payments_of.get(id_, [])) for id_, c in checkouts.items()}
     for id_, checkout in checkouts.items():
         await recompute_session(
             session, context, checkout, now=now, payments=payments_of.get(id_, [])
         )
     fields = _Fields(session)
-    for payment in payments:
-        paid = checkouts.get(payment.session_id) if payment.session_id else None
-        if paid is not None:
-            await _payment_event(session, context, paid, payment, seen_before=True, fields=fields)
+    for checkout, payment, seen_before in changed:
+        await _payment_event(
+            session, context, checkout, payment, seen_before=seen_before, heads=heads, fields=fields
+        )
     for id_, checkout in checkouts.items():
         await _announce(
             session,
@@ -367,8 +368,6 @@ async def _after_status_change(
             now=now,
             fields=fields,
         )
-    await session.flush()
-    del described
 
 
 async def expire_due_sessions(

@@ -34,19 +34,25 @@ def json_number(value: Decimal | int) -> Decimal | int | str:
     return value
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def _normalise(value: Any, floats: list[bool] | None = None) -> Any:
     """`value` with whole numbers as ints and exact Decimals as floats; appends to `floats`
     when a float remains (those take the standard library's float formatting)."""
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
+    if kind in _PLAIN:
         return value
+    # Plain leaves are kept inline, without a call each: most of a body is strings and ints.
     if kind is dict:
         return {
-            key if type(key) is str else str(key): _normalise(item, floats)
+            key if type(key) is str else str(key): item
+            if type(item) in _PLAIN
+            else _normalise(item, floats)
             for key, item in value.items()
         }
     if kind is list or kind is tuple:
-        return [_normalise(item, floats) for item in value]
+        return [item if type(item) in _PLAIN else _normalise(item, floats) for item in value]
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, str):

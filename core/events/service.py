@@ -6,7 +6,7 @@ stored, and sent byte for byte on every delivery attempt.
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,6 +16,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
+from core.db import insert_many
 from core.events.canonical import canonical_json
 from core.models import Event, WebhookDelivery
 from core.models.base import utcnow
@@ -23,7 +24,8 @@ from core.webhooks import outbox
 
 
 def new_event_id() -> str:
-    return "evt_" + uuid.uuid4().hex
+    """`evt_` and 128 random bits in hex (uuid4's text costs four times as much to make)."""
+    return "evt_" + secrets.token_hex(16)
 
 
 def timestamp_text(moment: datetime) -> str:
@@ -66,15 +68,20 @@ def _write_pending(session: Session) -> None:
         or pending.transaction is not session.get_transaction()
     ):
         return
+    statement, parameters = insert_many(session, Event.__table__, pending.events)
     if not pending.deliveries:
-        session.execute(insert(Event), pending.events)
+        session.execute(statement, parameters)
         return
-    ids = session.scalars(
-        insert(Event).returning(Event.id, sort_by_parameter_order=True), pending.events
-    ).all()
+    table = Event.__table__
+    ids: dict[str, int] = dict(
+        session.execute(statement.returning(table.c.uuid, table.c.id), parameters).tuples().all()
+    )
     session.execute(
         insert(WebhookDelivery),
-        [{**row, "event_id": ids[number]} for number, row in pending.deliveries],
+        [
+            {**row, "event_id": ids[pending.events[number]["uuid"]]}
+            for number, row in pending.deliveries
+        ],
     )
 
 

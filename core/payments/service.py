@@ -10,12 +10,13 @@ from functools import lru_cache
 from typing import Any
 
 from eth_hash.auto import keccak
-from sqlalchemy import insert, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.checkout import service as checkout_service
 from core.checkout.context import CheckoutContext
 from core.checkout.state import PaymentFact, PaymentStatus, SessionFacts, SessionStatus, decide
+from core.db import insert_many
 from core.errors import NotFound
 from core.events import service as events_service
 from core.models import (
@@ -29,6 +30,7 @@ from core.models import (
     User,
 )
 from core.models.base import utcnow
+from core.models.catalog import new_uuid
 from core.money import base_units_to_tokens, base_units_to_usd, normalize
 from core.orgs.schemas import Principal
 from core.pagination import decode_cursor, encode_cursor
@@ -125,6 +127,7 @@ async def apply_transfers(
             row = new_rows.get(key)
             final = transfer.final or (row is not None and row["confirmed_at"] is not None)
             new_rows[key] = {
+                "uuid": row["uuid"] if row is not None else new_uuid(),
                 "organization_id": checkout.organization_id,
                 "test": checkout.test,
                 "session_id": checkout.id,
@@ -168,9 +171,8 @@ async def apply_transfers(
         # One INSERT ... RETURNING for the batch: the rows come back as persistent objects with
         # their ids, which the events below need (no unit-of-work round per payment). They are
         # matched to their sessions by content, so the order they come back in does not matter.
-        inserted = await session.scalars(
-            insert(Payment).returning(Payment), list(new_rows.values())
-        )
+        statement, parameters = insert_many(session, Payment, list(new_rows.values()))
+        inserted = await session.scalars(statement.returning(Payment), parameters)
         for payment in inserted:
             assert payment.session_id is not None
             existing[(payment.chain_id, payment.tx_hash, payment.log_index)] = payment

@@ -144,20 +144,26 @@ def final_block_of(chain: Chain, head: int, tagged: int | None) -> int:
 
 @dataclass
 class ChunkSizer:
-    """Adaptive eth_getLogs ranges: grow while results stay small, shrink on refusals.
+    """Adaptive eth_getLogs ranges of about `target_logs` logs each.
 
-    A refused range also lowers the ceiling: a provider's limit does not go away, so the
-    watcher stops probing above it.
+    Grows while answers stay under half the target; an answer over the target shrinks the
+    range in proportion, so a dense backfill is read in several requests (each one persisted
+    while the next is fetched) and no single answer grows without bound (providers commonly
+    refuse more than 10,000 logs). A refused range also lowers the ceiling: a provider's limit
+    does not go away, so the watcher stops probing above it.
     """
 
     size: int = 500
     minimum: int = 1
     maximum: int = 10_000
-    small_result: int = 2_000
+    target_logs: int = 10_000
     refusals: int = 0
 
-    def grew(self, logs: int) -> None:
-        if logs < self.small_result:
+    def observed(self, logs: int, blocks: int) -> None:
+        """A range of `blocks` blocks held `logs` logs."""
+        if logs > self.target_logs:
+            self.size = max(self.minimum, min(self.size, blocks * self.target_logs // logs))
+        elif logs < self.target_logs // 2:
             self.size = min(self.maximum, self.size * 2)
 
     def refused(self, suggested: int | None = None) -> None:
@@ -373,7 +379,7 @@ class ChainWatcher:
         finally:
             if not logs_task.done():
                 logs_task.cancel()
-        self.sizer.grew(count)
+        self.sizer.observed(count, end - start + 1)
         # Backfill: ask for the next range now, so the node works on it while this step's
         # transaction runs. Only final blocks, and only up to the head this step saw: a reorg
         # cannot touch them, the next step still checks the ledger before using them, and

@@ -84,15 +84,15 @@ def test_provider_range_errors_become_range_too_large_with_hints() -> None:
 
 def test_chunk_sizer_grows_shrinks_and_remembers_the_ceiling() -> None:
     sizer = ChunkSizer(size=100, maximum=1000)
-    sizer.grew(10)
+    sizer.observed(10, 100)
     assert sizer.size == 200
     sizer.refused(50)
     assert sizer.size == 50
-    sizer.grew(0)
+    sizer.observed(0, 50)
     assert sizer.size == 50
     sizer.refused()
     assert sizer.size == 25
-    sizer.grew(5000)
+    sizer.observed(5000, 25)
     assert sizer.size == 25
 
 
@@ -225,3 +225,18 @@ def test_a_chains_websocket_url_must_be_one() -> None:
     assert ChainConfig(id=1, ws_url="wss://node.example/ws").ws_url == "wss://node.example/ws"
     with pytest.raises(ValueError, match="ws://"):
         ChainConfig(id=1, ws_url="https://node.example")
+
+
+def test_chunk_sizer_reads_dense_ranges_in_parts_of_about_the_target() -> None:
+    sizer = ChunkSizer(size=80, maximum=10_000, target_logs=10_000)
+    sizer.observed(20_000, 80)  # 250 logs a block: 40 blocks hold the target
+    assert sizer.size == 40
+    sizer.observed(10_000, 40)  # on target: stays
+    assert sizer.size == 40
+    sizer.observed(4_000, 40)  # sparse again: grows back
+    assert sizer.size == 80
+    # A range clipped at the head says how dense the chain is, not how big the range was.
+    sizer.observed(30_000, 10)
+    assert sizer.size == 3
+    sizer.observed(10**9, 3)
+    assert sizer.size == sizer.minimum

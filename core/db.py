@@ -19,6 +19,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Per connection; with the pool handing out the most recently used connection first, the
+# watcher's and the API's hot pages (open sessions, recent payments) stay in memory.
+SQLITE_CACHE_KIB = 65_536
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -30,6 +33,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.close()
 
 
@@ -47,6 +51,8 @@ def create_engine(url: str, *, pool: bool = True) -> AsyncEngine:
     is_sqlite = make_url(url).get_backend_name() == "sqlite"
     if not is_sqlite:
         kwargs["pool_pre_ping"] = True
+    if pool:
+        kwargs["pool_use_lifo"] = True  # a few warm connections rather than all of them lukewarm
     engine = create_async_engine(url, **kwargs)
     if is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
@@ -82,7 +88,8 @@ def insert_many(
     cached, not once per size (a multi-row VALUES of 200 payments is ~4,800 parameters), and its
     FROM is one function scan. Elsewhere it is an ordinary executemany INSERT (SQLAlchemy sends
     it as multi-row VALUES). Execute as `session.execute(statement.returning(...), parameters)`;
-    with RETURNING, rows come back in no promised order: match them on a unique key. Rows give
+    with RETURNING, rows come back in no promised order: match them on a unique key (ids from a
+    sequence are handed out in the rows' order on both backends). Rows give
     every column that has a Python-side default (an INSERT ... SELECT would compute it once).
     """
     if not rows:
@@ -113,8 +120,11 @@ def insert_many(
             for name, (key, _, column) in zip(names, given, strict=True)
         )
     )
-    source = arrays.table_valued(*names).render_derived()
+    # WITH ORDINALITY ... ORDER BY: ids from a sequence follow the rows' order, as they do for
+    # the executemany INSERT (an event log read in id order reads them as emitted).
+    source = arrays.table_valued(*names, with_ordinality="ordinality").render_derived()
+    rows_in_order = select(*(source.c[name] for name in names)).order_by(source.c.ordinality)
     statement = insert(entity).from_select(
-        [target for _, target, _ in given], select(*source.c), include_defaults=False
+        [target for _, target, _ in given], rows_in_order, include_defaults=False
     )
     return statement, None

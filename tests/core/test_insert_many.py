@@ -66,9 +66,7 @@ def _rows(count: int) -> list[dict[str, object]]:
 
 
 @pytest.mark.parametrize("count", [1, 7, 250])
-async def test_every_row_lands_exactly_and_returning_gives_each_its_id(
-    backend_url: str, count: int
-) -> None:
+async def test_every_row_lands_exactly_with_ids_in_row_order(backend_url: str, count: int) -> None:
     engine = create_engine(backend_url, pool=False)
     try:
         async with engine.begin() as conn:
@@ -87,6 +85,8 @@ async def test_every_row_lands_exactly_and_returning_gives_each_its_id(
             }
         assert len(returned) == count
         assert {uuid: stored[uuid]["id"] for uuid, _ in returned} == dict(returned)
+        ids_in_row_order = [dict(returned)[row["uuid"]] for row in rows]
+        assert ids_in_row_order == sorted(ids_in_row_order)  # ids follow the rows' order
         for row in rows:
             kept = stored[str(row["uuid"])]
             assert {key: kept[key] for key in row} == row

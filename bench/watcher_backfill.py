@@ -58,13 +58,18 @@ from core.wallet import service as wallet_service
 from core.wallet.derivation import account_xpub_from_mnemonic, generate_dev_mnemonic
 
 CHAIN = 31337
+# The latency devnet is a new chain: on PostgreSQL it shares the database with the backfill
+# run, whose cursor for CHAIN is far past the new chain's head.
+LATENCY_CHAIN = 31340
 ONE_REQUEST = "one request"
 OWN_RANGES = "its own ranges"
 
 
-def settings_for(database_url: str, rpc_url: str, token: str, confirmations: int = 2) -> Settings:
+def settings_for(
+    database_url: str, rpc_url: str, token: str, confirmations: int = 2, chain_id: int = CHAIN
+) -> Settings:
     chain = ChainConfig(
-        id=CHAIN,
+        id=chain_id,
         rpc_urls=(rpc_url,),
         confirmations=confirmations,
         test=True,
@@ -228,17 +233,19 @@ async def scan(watcher: ChainWatcher) -> tuple[float, int]:
 
 
 async def latency(database_url: str, payments: int) -> list[float]:
-    with running_devnet(((CHAIN, 6),), block_time=1) as devnet:
-        node = devnet.node(CHAIN)
-        token = devnet.tokens[CHAIN][0]
-        settings = settings_for(database_url, node.rpc_url, token, confirmations=2)
+    with running_devnet(((LATENCY_CHAIN, 6),), block_time=1) as devnet:
+        node = devnet.node(LATENCY_CHAIN)
+        token = devnet.tokens[LATENCY_CHAIN][0]
+        settings = settings_for(
+            database_url, node.rpc_url, token, confirmations=2, chain_id=LATENCY_CHAIN
+        )
         addresses = await open_sessions(database_url, payments)
         engine = create_engine(database_url)
         stop = asyncio.Event()
         context = CheckoutContext.from_settings(settings)
         start_block = int(node.rpc("eth_blockNumber"), 16)
         watcher = ChainWatcher(
-            context.registry.chains[CHAIN],
+            context.registry.chains[LATENCY_CHAIN],
             create_sessionmaker(engine),
             context,
             start_block=start_block,
@@ -431,6 +438,8 @@ async def main() -> None:
             f"detection latency over {len(samples)} payments (1 s blocks, 2 confirmations): "
             f"p50 {statistics.median(samples):.3f} s, p99 {p99:.3f} s"
         )
+    else:
+        print("detection latency: no payment completed in time (nothing to report)")
 
 
 if __name__ == "__main__":

@@ -73,9 +73,8 @@ def _write_pending(session: Session) -> None:
         session.execute(statement, parameters)
         return
     table = Event.__table__
-    ids: dict[str, int] = dict(
-        session.execute(statement.returning(table.c.uuid, table.c.id), parameters).tuples().all()
-    )
+    returned = session.execute(statement.returning(table.c.uuid, table.c.id), parameters)
+    ids: dict[str, int] = {uuid: id_ for uuid, id_ in returned}
     session.execute(
         insert(WebhookDelivery),
         [

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import httpx
 from eth_utils import to_checksum_address
+from machine import steal_seconds  # bench/machine.py
 from sqlalchemy import insert, select, text
 from web3 import Web3
 
@@ -180,15 +181,6 @@ def make_logs(
         )
         w3.eth.wait_for_transaction_receipt(tx)
     return first, w3.eth.block_number
-
-
-def steal_seconds() -> float:
-    """CPU time the hypervisor took from this machine so far (/proc/stat), 0 where unknown."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
-        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 async def baseline(rpc_url: str, token: str, first: int, last: int) -> tuple[int, float]:

@@ -31,6 +31,7 @@ from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 
 from aiohttp import web
+from machine import steal_seconds  # bench/machine.py
 from sqlalchemy import func, select
 
 from chainpay.bootstrap import create_organization
@@ -49,15 +50,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def steal_seconds() -> float:
-    """CPU time stolen by the hypervisor so far (all CPUs), or 0 where /proc/stat has none."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
-        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def serve_receiver(port: int, healthy: Synchronized, ready: Synchronized) -> None:

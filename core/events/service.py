@@ -68,11 +68,11 @@ def _write_pending(session: Session) -> None:
         or pending.transaction is not session.get_transaction()
     ):
         return
-    statement, parameters = insert_many(session, Event.__table__, pending.events)
+    table = Event.__table__
+    statement, parameters = insert_many(session, table, pending.events)
     if not pending.deliveries:
         session.execute(statement, parameters)
         return
-    table = Event.__table__
     returned = session.execute(statement.returning(table.c.uuid, table.c.id), parameters)
     ids: dict[str, int] = {uuid: id_ for uuid, id_ in returned}
     session.execute(

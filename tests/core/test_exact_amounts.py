@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from sqlalchemy import Column, Integer, MetaData, Numeric, Table, insert, select
 
 from core.db import create_engine
 from core.models.base import ExactDecimal, TokenAmount
-from tests.harness.databases import fresh_postgres_database, sqlite_url
+from tests.harness.databases import sqlite_url
 
 MAX_UINT256 = 2**256 - 1
 
@@ -24,15 +23,6 @@ amounts = Table(
     Column("tokens", TokenAmount),
     Column("plain", Numeric),
 )
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield sqlite_url(tmp_path)
-    else:
-        with fresh_postgres_database() as url:
-            yield url
 
 
 async def _round_trip(url: str, **values: object) -> dict[str, object]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -13,7 +12,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from core.db import create_engine, create_sessionmaker, insert_many
 from core.models.base import ExactDecimal, TokenAmount, UTCDateTime
-from tests.harness.databases import fresh_postgres_database, sqlite_url
+from tests.harness.databases import sqlite_url
 
 MAX_UINT256 = 2**256 - 1
 
@@ -40,15 +39,6 @@ class Mapped_(_Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     label: Mapped[str] = mapped_column("label_text", String(20))
     tokens: Mapped[int] = mapped_column(TokenAmount)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield sqlite_url(tmp_path)
-    else:
-        with fresh_postgres_database() as url:
-            yield url
 
 
 def _rows(count: int) -> list[dict[str, object]]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Insert, Table, bindparam, event, func, insert, inspect, select
@@ -15,7 +17,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -76,6 +78,41 @@ async def transaction(
         except BaseException:
             await session.rollback()
             raise
+
+
+_ON_COMMIT = "chainpay.on_commit"
+
+
+@dataclass(slots=True)
+class _OnCommit:
+    transaction: SessionTransaction
+    callbacks: list[Callable[[], None]] = field(default_factory=list)
+
+
+def on_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Run `callback()` right after the session's current transaction commits; never if it
+    rolls back. For what must not outlive a rolled-back transaction: log lines that report its
+    changes, in-process caches of rows it inserted."""
+    sync = session.sync_session
+    transaction = sync.get_transaction() or sync.begin()
+    pending: _OnCommit | None = sync.info.get(_ON_COMMIT)
+    if pending is None or pending.transaction is not transaction:
+        pending = _OnCommit(transaction)  # an earlier, rolled-back transaction's are dropped
+        sync.info[_ON_COMMIT] = pending
+    pending.callbacks.append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_on_commit(session: Session) -> None:
+    if session.get_nested_transaction() is not None:
+        return  # a savepoint was released: the transaction itself goes on
+    pending: _OnCommit | None = session.info.pop(_ON_COMMIT, None)
+    if pending is None or pending.transaction is not session.get_transaction():
+        return
+    for callback in pending.callbacks:
+        # The data is committed: a callback that fails must not look like a failed commit.
+        with contextlib.suppress(Exception):
+            callback()
 
 
 def insert_many(

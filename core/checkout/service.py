@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import simplejson
+import structlog
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -43,12 +44,15 @@ from core.checkout.state import OPEN_STATUSES, SessionStatus
 from core.errors import InvalidInput
 from core.events import service as events_service
 from core.events.canonical import json_number
+from core.logs import log_on_commit
 from core.models import CheckoutSession, Currency, Customer, Organization, Product, SessionQuote
 from core.models.base import utcnow
-from core.money import base_units_to_tokens
+from core.money import base_units_to_tokens, normalize
 from core.orgs.schemas import Principal
 from core.wallet import service as wallet_service
 from core.webhooks.ssrf import check_url
+
+log = structlog.get_logger(__name__)
 
 KIND_PAYMENT = "payment"
 KIND_SUBSCRIPTION = "subscription"
@@ -281,10 +285,12 @@ async def cancel_session(session: AsyncSession, principal: Principal, uuid: str)
     if checkout.expires_at <= utcnow():
         raise SessionNotOpen("This session has already expired", param="uuid")
     now = utcnow()
+    previous = checkout.status
     checkout.status = SessionStatus.CANCELLED.value
     checkout.cancelled_at = now
     checkout.updated_at = now
     await session.flush()
+    log_status_change(session, checkout, previous, chain_id=None, tx_hash=None)
     await events_service.emit(
         session,
         organization_id=checkout.organization_id,
@@ -296,6 +302,38 @@ async def cancel_session(session: AsyncSession, principal: Principal, uuid: str)
         session_webhook_url=checkout.webhook_url,
     )
     return checkout
+
+
+def log_status_change(
+    session: AsyncSession,
+    checkout: CheckoutSession,
+    previous: str,
+    *,
+    chain_id: int | None,
+    tx_hash: str | None,
+) -> None:
+    """The `session_status_changed` line (written if the transaction that changed it commits).
+
+    `chain_id` and `tx_hash` are those of the session's latest live payment, when one is known.
+    """
+    log_on_commit(
+        session,
+        log,
+        "info",
+        "session_status_changed",
+        session_uuid=checkout.uuid,
+        organization_id=checkout.organization_id,
+        test=checkout.test,
+        previous=previous,
+        status=checkout.status,
+        chain_id=chain_id,
+        tx_hash=tx_hash,
+        price_usd=str(normalize(checkout.price_usd)),
+        paid_usd=str(normalize(checkout.paid_usd)),
+        underpaid=checkout.underpaid,
+        overpaid=checkout.overpaid,
+        late=checkout.late,
+    )
 
 
 def status_message(checkout: CheckoutSession) -> str | None:

@@ -6,9 +6,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
+import structlog
 from eth_hash.auto import keccak
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.checkout import service as checkout_service
 from core.checkout.context import CheckoutContext
 from core.checkout.state import PaymentFact, PaymentStatus, SessionFacts, SessionStatus, decide
-from core.db import insert_many
+from core.db import insert_many, on_commit
 from core.errors import NotFound
 from core.events import service as events_service
+from core.logs import log_on_commit
 from core.models import (
     ChainHead,
     CheckoutSession,
@@ -41,6 +43,8 @@ from core.payments.schemas import (
     Transfer,
 )
 from core.subscriptions import service as subscriptions_service
+
+log = structlog.get_logger(__name__)
 
 DEFAULT_PAGE = 50
 
@@ -257,13 +261,17 @@ async def _currency_id(
     session: AsyncSession, context: CheckoutContext, chain_id: int, contract: str
 ) -> int:
     key = (chain_id, contract.lower())
-    if key not in context.currency_ids:
+    if key in context.currency_ids:
+        return context.currency_ids[key]
+    currencies = await checkout_service.currencies_by_token(session)
+    if key not in currencies:
+        await checkout_service.sync_currencies(session, context)
         currencies = await checkout_service.currencies_by_token(session)
-        if key not in currencies:
-            await checkout_service.sync_currencies(session, context)
-            currencies = await checkout_service.currencies_by_token(session)
-        context.currency_ids.update({k: c.id for k, c in currencies.items()})
-    return context.currency_ids[key]
+    ids = {k: c.id for k, c in currencies.items()}
+    # Cached for the process only once committed: rows this transaction inserted vanish if it
+    # rolls back, and a cached id of such a row would break every later step's foreign key.
+    on_commit(session, partial(context.currency_ids.update, ids))
+    return ids[key]
 
 
 async def confirm_through(
@@ -470,6 +478,15 @@ async def _announce(
     fields: _Fields,
 ) -> None:
     """After a recompute: the session's events, late payments' events, its subscription."""
+    if checkout.status != before.status:
+        latest = _latest(payments)
+        checkout_service.log_status_change(
+            session,
+            checkout,
+            before.status,
+            chain_id=latest.chain_id if latest else None,
+            tx_hash=latest.tx_hash if latest else None,
+        )
     happened = []
     if checkout.status != before.status and checkout.status in SESSION_STATUS_EVENTS:
         happened.append(SESSION_STATUS_EVENTS[checkout.status])
@@ -511,9 +528,14 @@ async def _announce(
         await subscriptions_service.settle(session, checkout, now=now)
 
 
-def _latest_tx(payments: Sequence[Payment]) -> str | None:
+def _latest(payments: Sequence[Payment]) -> Payment | None:
     live = [p for p in payments if p.status != PaymentStatus.ORPHANED.value]
-    return max(live, key=lambda p: (p.block_number, p.log_index)).tx_hash if live else None
+    return max(live, key=lambda p: (p.block_number, p.log_index)) if live else None
+
+
+def _latest_tx(payments: Sequence[Payment]) -> str | None:
+    latest = _latest(payments)
+    return latest.tx_hash if latest else None
 
 
 def _payment_data(
@@ -581,6 +603,7 @@ async def _payment_event(
             top_level=top_level,
             session_webhook_url=checkout.webhook_url,
         )
+        _log_payment(session, checkout, payment, "payment_seen")
     await events_service.emit(
         session,
         organization_id=payment.organization_id,
@@ -591,6 +614,40 @@ async def _payment_event(
         payment_id=payment.id,
         top_level=top_level,
         session_webhook_url=checkout.webhook_url,
+    )
+    _log_payment(session, checkout, payment, _LOG_EVENTS[kind])
+
+
+# One log line per payment event, named as the other log lines are.
+_LOG_EVENTS = {
+    "payment.detected": "payment_seen",
+    "payment.confirmed": "payment_confirmed",
+    "payment.orphaned": "payment_orphaned",
+}
+
+
+def _log_payment(
+    session: AsyncSession, checkout: CheckoutSession, payment: Payment, event: str
+) -> None:
+    """The payment's log line, written when the transaction that decided it commits."""
+    log_on_commit(
+        session,
+        log,
+        "warning" if event == "payment_orphaned" else "info",
+        event,
+        session_uuid=checkout.uuid,
+        payment_uuid=payment.uuid,
+        organization_id=payment.organization_id,
+        test=payment.test,
+        chain_id=payment.chain_id,
+        tx_hash=payment.tx_hash,
+        log_index=payment.log_index,
+        block_number=payment.block_number,
+        token=payment.token_symbol,
+        token_contract=payment.token_contract,
+        amount_base_units=str(payment.amount_base_units),
+        amount_usd=str(normalize(payment.amount_usd)),
+        late=bool(payment.late),
     )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from sqlalchemy import bindparam, insert, or_, select, update
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Forbidden, NotFound
 from core.events import service as events_service
+from core.logs import log_on_commit
 from core.models import (
     Event,
     OrganizationWebhookSecret,
@@ -207,6 +209,7 @@ async def create_endpoint(
 
 
 async def list_endpoints(session: AsyncSession, principal: Principal) -> Sequence[WebhookEndpoint]:
+    _require_admin(principal)
     return (
         await session.scalars(
             select(WebhookEndpoint)
@@ -222,6 +225,9 @@ async def list_endpoints(session: AsyncSession, principal: Principal) -> Sequenc
 async def get_endpoint(
     session: AsyncSession, principal: Principal, uuid: str, *, param: str = "uuid"
 ) -> WebhookEndpoint:
+    """One endpoint of the key's mode; a `user` key sees none (endpoints are admin objects)."""
+    if not principal.is_admin:
+        raise EndpointNotFound(param)
     endpoint = await session.scalar(
         select(WebhookEndpoint).where(
             WebhookEndpoint.uuid == uuid,
@@ -724,10 +730,12 @@ async def _record_failures(
         delivery.last_error = outcome.error
         if outcome.status_code == 410:
             delivery.status = FAILED
+            _log_failure(session, delivery, claim, outcome, endpoint, next_attempt=None)
             if endpoint is not None:
                 await _disable(session, endpoint, "410 Gone", now)
             continue
         due = next_attempt_at(claim.attempt, now, outcome.retry_after, rng)
+        _log_failure(session, delivery, claim, outcome, endpoint, next_attempt=due)
         if due is not None:
             delivery.next_attempt_at = due
             continue
@@ -742,6 +750,42 @@ async def _record_failures(
                     now,
                 )
     await session.flush()
+
+
+def _log_failure(
+    session: AsyncSession,
+    delivery: WebhookDelivery,
+    claim: Claim,
+    outcome: Outcome,
+    endpoint: WebhookEndpoint | None,
+    *,
+    next_attempt: datetime | None,
+) -> None:
+    """`webhook_delivery_failed`, once the transaction recording the attempt commits.
+
+    Never the secrets, the signature or the body; of a session's own webhookUrl only its host
+    (its path or query may carry the merchant's token), and not the receiver's answer either.
+    """
+    host = urlsplit(claim.url).hostname or ""
+    error = (outcome.error or "").replace(claim.url, host)[:300] or None
+    log_on_commit(
+        session,
+        log,
+        "warning",
+        "webhook_delivery_failed",
+        delivery_id=claim.delivery_id,
+        organization_id=delivery.organization_id,
+        event_id=claim.event_id,
+        event_type=claim.event_type,
+        endpoint_uuid=endpoint.uuid if endpoint is not None else None,
+        target_host=None if endpoint is not None else host,
+        attempt=claim.attempt,
+        status_code=outcome.status_code,
+        error=error,
+        duration_ms=outcome.duration_ms,
+        next_attempt_at=next_attempt.isoformat() if next_attempt is not None else None,
+        gave_up=next_attempt is None,
+    )
 
 
 async def _disable(

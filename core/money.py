@@ -42,7 +42,10 @@ def base_units_to_tokens(amount: int, *, decimals: int) -> Decimal:
 
 
 def normalize(value: Decimal) -> Decimal:
-    """Drop trailing zeros without switching to exponent notation (100, not 1E+2)."""
+    """Drop trailing zeros without switching to exponent notation (100, not 1E+2); every zero
+    (-0, -0.00, 0E-10) is plain 0."""
+    if value.is_zero():
+        return Decimal(0)
     with localcontext() as ctx:
         ctx.prec = _PRECISION
         reduced = value.normalize()

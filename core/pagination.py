@@ -7,6 +7,10 @@ import binascii
 
 from core.errors import InvalidInput
 
+# Ids are BIGINT on both databases: a cursor beyond this could never come from us, and SQLite's
+# driver (OverflowError) and PostgreSQL (int64 out of range) would both fail on it.
+MAX_ID = 2**63 - 1
+
 
 class InvalidCursor(InvalidInput):
     code = "invalid_cursor"
@@ -24,8 +28,11 @@ def decode_cursor(prefix: str, cursor: str) -> int:
         padded = cursor + "=" * (-len(cursor) % 4)
         text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
         found, _, number = text.partition(":")
-        if found != prefix or not number.isdigit() or len(number) > 19:
+        if found != prefix or not (number.isascii() and number.isdigit()) or len(number) > 19:
             raise ValueError(cursor)
-        return int(number)
+        last_id = int(number)
+        if last_id > MAX_ID:
+            raise ValueError(cursor)
+        return last_id
     except (ValueError, UnicodeError, binascii.Error) as exc:
         raise InvalidCursor() from exc

@@ -29,9 +29,23 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
+
+class _DocumentedBasic(HTTPBasic):
+    """HTTP Basic in the OpenAPI document only: parsing is `presented_credential`'s.
+
+    FastAPI's HTTPBasic answers 401 to a malformed Authorization header even with
+    auto_error=False, before X-API-Key is looked at; X-API-Key wins when present.
+    """
+
+    async def __call__(self, request: Request) -> None:  # type: ignore[override]
+        return None
+
+
 # Declared for the OpenAPI document only; the credential is read from the raw headers below.
 _api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="Your API key")
-_basic_scheme = HTTPBasic(auto_error=False, description="API key as username, empty password")
+_basic_scheme = _DocumentedBasic(
+    scheme_name="HTTPBasic", auto_error=False, description="API key as username, empty password"
+)
 
 
 async def authenticate(
@@ -41,6 +55,12 @@ async def authenticate(
     _basic: Annotated[object | None, Depends(_basic_scheme)] = None,
 ) -> Principal:
     credential = presented_credential(request.scope)
+    if credential is None and request.headers.get("authorization", "")[:6].lower() == "basic ":
+        raise Unauthorized(
+            "Malformed HTTP Basic credentials: send base64 of '<api key>:' (or use X-API-Key)",
+            param="Authorization",
+            code="invalid_api_key",
+        )
     if credential is None:
         raise Unauthorized(
             "Missing API key: send it as X-API-Key or as the HTTP Basic username",

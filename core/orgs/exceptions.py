@@ -32,3 +32,21 @@ class RoleRequired(Forbidden):
 
     def __init__(self, message: str = "This action requires the admin or owner role") -> None:
         super().__init__(message)
+
+
+class LastOwnerKey(Conflict):
+    code = "last_owner_key"
+
+    def __init__(self, *, test: bool) -> None:
+        if test:
+            what = "the owner's last working API key"
+            fix = "create another key for the owner first"
+            command = "chainpay key create --test"
+        else:
+            what = "the owner's last working live API key (test keys cannot create live keys)"
+            fix = "create another live key for the owner first"
+            command = "chainpay key create"
+        super().__init__(
+            f"This is {what}: {fix} (POST /v1/api-key), or run `{command}` on the server",
+            param="id",
+        )

@@ -8,11 +8,28 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.models import ApiKey, Organization, User
+from core.orgs.schemas import Role
 
 
 async def get_user_in_org(session: AsyncSession, organization_id: int, user_id: int) -> User | None:
     return await session.scalar(
         select(User).where(User.id == user_id, User.organization_id == organization_id)
+    )
+
+
+async def get_owner(session: AsyncSession, organization_id: int) -> User | None:
+    return await session.scalar(
+        select(User).where(User.organization_id == organization_id, User.role == Role.OWNER.value)
+    )
+
+
+async def lock_user(session: AsyncSession, user_id: int) -> User | None:
+    """The user's row, locked (FOR UPDATE on PostgreSQL; SQLite writers are serialized anyway)."""
+    return await session.scalar(
+        select(User)
+        .where(User.id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
 
 

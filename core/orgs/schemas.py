@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, StrictBool, StrictInt
 
 from core.schemas import CamelModel, Email, ShortText
 
@@ -33,7 +33,7 @@ class Principal:
         return self.role in (Role.OWNER, Role.ADMIN)
 
 
-FeeBps = Annotated[int, Field(ge=0, le=1000)]
+FeeBps = Annotated[StrictInt, Field(ge=0, le=1000)]
 Password = Annotated[str, Field(min_length=8, max_length=256)]
 
 
@@ -83,9 +83,9 @@ class ApiKeyOut(CamelModel):
 
 class ApiKeyCreate(CamelModel):
     name: ShortText
-    user_id: int = Field(gt=0, le=2**63 - 1)
+    user_id: StrictInt = Field(gt=0, le=2**63 - 1)
     expires_at: datetime | None = None
-    test: bool = False
+    test: StrictBool = False
 
 
 class CreatedApiKey(CamelModel):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.errors import Conflict, Forbidden, InvalidInput
+from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.models import ApiKey, Organization, User
 from core.models.base import utcnow
 from core.orgs import repository
@@ -15,6 +15,7 @@ from core.orgs.exceptions import (
     ApiKeyNotFound,
     EmailTaken,
     InvalidApiKey,
+    LastOwnerKey,
     RoleRequired,
     UserNotFound,
 )
@@ -166,6 +167,7 @@ async def create_api_key(
     user = await _user_in_org(session, principal, data.user_id)
     if user.id != principal.user_id:
         _require_admin(principal)
+        _require_owner_for_staff(principal, user)
     if principal.test and not data.test:
         raise Forbidden("A test key can only create test keys", param="test")
     expires_at = data.expires_at
@@ -200,8 +202,45 @@ async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: in
     key = await repository.get_live_key_in_org(session, principal.organization_id, key_id)
     if key is None or (key.user_id != principal.user_id and not principal.is_admin):
         raise ApiKeyNotFound()
-    key.revoked_at = utcnow()
+    # Locked: two revocations of the owner's last two keys must not both pass.
+    holder = await repository.lock_user(session, key.user_id)
+    if holder is None:
+        raise ApiKeyNotFound()
+    if holder.id != principal.user_id:
+        _require_owner_for_staff(principal, holder)
+    now = utcnow()
+    await _keep_an_owner_key(session, holder, key, now)
+    key.revoked_at = now
     await session.flush()
+
+
+async def create_key_for_operator(
+    session: AsyncSession,
+    organization_id: int,
+    *,
+    user_email: str | None,
+    name: str,
+    test: bool,
+) -> tuple[User, ApiKey, str]:
+    """A key made on the server itself (`chainpay key create`, no API key needed): for the
+    owner, or for the organization's user with `user_email`. Raw key once."""
+    if user_email is None:
+        user = await repository.get_owner(session, organization_id)
+        if user is None:
+            raise UserNotFound()
+    else:
+        found = await repository.get_user_by_email(session, user_email)
+        if found is None:
+            raise NotFound(f"No user with email {user_email}", param="user")
+        if found.organization_id != organization_id:
+            raise InvalidInput(
+                f"{user_email} belongs to organization #{found.organization_id}, "
+                f"not #{organization_id}",
+                param="user",
+            )
+        user = found
+    key, raw = await _issue_key(session, user, name=name, test=test, expires_at=None)
+    return user, key, raw
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -210,6 +249,38 @@ async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: in
 def _require_admin(principal: Principal) -> None:
     if not principal.is_admin:
         raise RoleRequired()
+
+
+def _working(key: ApiKey, now: datetime) -> bool:
+    return key.revoked_at is None and (key.expires_at is None or key.expires_at > now)
+
+
+def _require_owner_for_staff(principal: Principal, user: User) -> None:
+    """An admin minting or revoking the owner's (or another admin's) keys would be the owner."""
+    if principal.role is not Role.OWNER and user.role != Role.USER.value:
+        raise RoleRequired("Only the owner can manage the keys of admins and the owner")
+
+
+async def _keep_an_owner_key(
+    session: AsyncSession, holder: User, key: ApiKey, now: datetime
+) -> None:
+    """Refuse a revocation that would lock the owner out of a mode for good.
+
+    Live keys can create test keys but not the other way round, so the owner keeps at least
+    one working live key (once it has one) and, whatever its modes, one working key. Expired
+    keys don't count. `holder` (the key's user) is locked by the caller.
+    """
+    if holder.role != Role.OWNER.value or not _working(key, now):
+        return
+    others = [
+        k
+        for k in await repository.list_live_keys(session, holder.id)
+        if k.id != key.id and _working(k, now)
+    ]
+    if key.test and not others:
+        raise LastOwnerKey(test=True)
+    if not key.test and not any(not k.test for k in others):
+        raise LastOwnerKey(test=False)
 
 
 async def _user_in_org(session: AsyncSession, principal: Principal, user_id: int) -> User:

@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,9 +50,19 @@ def ensure_anvil() -> str:
         return on_path
     npm = shutil.which("npm")
     if npm is None:
-        raise DevnetError("anvil is missing and npm is not installed to fetch it")
+        raise DevnetError(
+            "the devnet needs anvil: install Node.js (for npm, which fetches it) or put anvil "
+            "on PATH (https://getfoundry.sh)"
+        )
     NPM_PREFIX.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
+    # A first start would otherwise sit silent while ~40 MB download (minutes on a slow line).
+    print(
+        f"Fetching anvil (npm package {ANVIL_PACKAGE}, about 40 MB) into {NPM_PREFIX}; "
+        "this happens once...",
+        file=sys.stderr,
+        flush=True,
+    )
+    installed = subprocess.run(
         [
             npm,
             "install",
@@ -62,9 +73,17 @@ def ensure_anvil() -> str:
             str(NPM_PREFIX),
             ANVIL_PACKAGE,
         ],
-        check=True,
+        check=False,
         capture_output=True,
+        text=True,
     )
+    if installed.returncode != 0:
+        # npm's most telling line is its longest one (the log file's path comes last).
+        lines = [line for line in installed.stderr.splitlines() if "complete log" not in line]
+        said = max(lines, key=len, default="no output").strip()
+        raise DevnetError(
+            f"npm could not install {ANVIL_PACKAGE} (exit {installed.returncode}): {said}"
+        )
     if not local.exists():
         raise DevnetError(f"npm installed {ANVIL_PACKAGE} but {local} is missing")
     return str(local)

@@ -1,4 +1,4 @@
-"""Create tenants from the command line: `chainpay init` and `chainpay org create`."""
+"""Create tenants and keys from the command line: `chainpay init`, `org create`, `key create`."""
 
 from __future__ import annotations
 
@@ -75,6 +75,68 @@ async def create_organization(
         await engine.dispose()
 
 
+class OrganizationRequired(AppError):
+    """Bad usage: several organizations and none named."""
+
+    code = "organization_required"
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    organization_id: int
+    organization_name: str
+    user_id: int
+    user_email: str
+    role: str
+    api_key_id: int
+    api_key: str
+    name: str
+    test: bool
+
+
+async def create_api_key(
+    settings: Settings,
+    *,
+    organization_id: int | None,
+    user_email: str | None,
+    name: str,
+    test: bool,
+) -> NewApiKey:
+    """`chainpay key create`: a key for the owner (or `user_email`) of the organization (the
+    only one when none is named), without an API key: how an operator recovers access."""
+    engine = create_engine(settings.database_url, pool=False)
+    try:
+        async with transaction(create_sessionmaker(engine)) as session:
+            if organization_id is None:
+                ids = list(await session.scalars(select(Organization.id).limit(2)))
+                if not ids:
+                    raise AppError("No organization here yet: run `chainpay init` first")
+                if len(ids) > 1:
+                    raise OrganizationRequired(
+                        "There are several organizations here: name one with --org ID"
+                    )
+                organization_id = ids[0]
+            organization = await session.get(Organization, organization_id)
+            if organization is None:
+                raise AppError(f"No organization #{organization_id}")
+            user, key, raw = await orgs_service.create_key_for_operator(
+                session, organization.id, user_email=user_email, name=name, test=test
+            )
+            return NewApiKey(
+                organization_id=organization.id,
+                organization_name=organization.name,
+                user_id=user.id,
+                user_email=user.email,
+                role=user.role,
+                api_key_id=key.id,
+                api_key=raw,
+                name=key.name,
+                test=key.test,
+            )
+    finally:
+        await engine.dispose()
+
+
 DEV_WALLET_FILE = "chainpay-dev-wallet.txt"
 DEV_WALLET_WARNING = (
     "DEV WALLET: a fresh mnemonic was written to {path} (mode 0600). It is for local devnets "
@@ -103,8 +165,10 @@ async def set_xpub(settings: Settings, xpub: str, organization_id: int | None) -
         async with transaction(create_sessionmaker(engine)) as session:
             if organization_id is None:
                 ids = list(await session.scalars(select(Organization.id).limit(2)))
-                if len(ids) != 1:
-                    raise AppError("Name the organization with --org (there is not exactly one)")
+                if not ids:
+                    raise AppError("No organization here yet: run `chainpay init` first")
+                if len(ids) > 1:
+                    raise AppError("There are several organizations here: name one with --org ID")
                 organization_id = ids[0]
             elif await session.get(Organization, organization_id) is None:
                 raise AppError(f"No organization #{organization_id}")

@@ -1,51 +1,136 @@
-"""The `chainpay` command."""
+"""The `chainpay` command.
+
+Starting it imports only typer: the database, web3 and the API app are imported by the commands
+that use them, so `chainpay --help` answers at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
-from pydantic import TypeAdapter, ValidationError
+import typer.core
 
-from chainpay import bootstrap, migrations
-from chainpay.logs import configure_logging
-from core.config import Settings
 from core.errors import AppError
-from core.schemas import Email
+
+if TYPE_CHECKING:
+    from chainpay import bootstrap, migrations
+    from core.config import Settings
+else:
+
+    class _Lazy:
+        """A module imported on first use."""
+
+        def __init__(self, name: str) -> None:
+            self._name = name
+
+        def __getattr__(self, attribute: str) -> Any:
+            return getattr(importlib.import_module(self._name), attribute)
+
+    bootstrap = _Lazy("chainpay.bootstrap")
+    migrations = _Lazy("chainpay.migrations")
 
 DEFAULT_OWNER_EMAIL = "owner@example.com"
 
-app = typer.Typer(
+
+class _Command(typer.core.TyperCommand):
+    """Usage lines read `SESSION_UUID`, not typer's `{SESSION_UUID}`."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return [
+            piece[1:-1] if piece.startswith("{") and piece.endswith("}") else piece
+            for piece in super().collect_usage_pieces(ctx)
+        ]
+
+
+class _Typer(typer.Typer):
+    """The command tree; called as the program, it says configuration and connection errors
+    in a line or two (exit 2 and 1) instead of a traceback, unless --debug."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", _Command)
+        return super().command(*args, **kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:
+            from chainpay.problems import debug_requested, explain
+
+            loaded = _state.get("settings")
+            if _state.get("debug") or debug_requested(loaded):
+                raise
+            problem = explain(exc, database_url=loaded.database_url if loaded else None)
+            if problem is None:
+                raise
+            first, *rest = problem.lines
+            typer.secho(f"Error: {first}", fg="red", err=True)
+            for line in rest:
+                typer.echo(line, err=True)
+            raise SystemExit(problem.exit_code) from None
+
+
+# What the command line learnt: --debug, and the settings once read (for error messages).
+_state: dict[str, Any] = {}
+
+app = _Typer(
     help="chainpay: self-hosted stablecoin payments for Telegram merchants.",
     no_args_is_help=True,
     add_completion=False,
+    # Tracebacks (--debug) never print local variables: they hold URLs with passwords and keys.
+    pretty_exceptions_show_locals=False,
 )
-org_app = typer.Typer(
-    help="Manage organizations (merchants) on this chainpay.", no_args_is_help=True
-)
+org_app = _Typer(help="Manage organizations (merchants) on this chainpay.", no_args_is_help=True)
 app.add_typer(org_app, name="org")
-wallet_app = typer.Typer(
+wallet_app = _Typer(
     help="Receiving wallets (account xpubs) of organizations.", no_args_is_help=True
 )
 app.add_typer(wallet_app, name="wallet")
-devnet_app = typer.Typer(help="Local devnet: two anvil chains with test stablecoins.")
+devnet_app = _Typer(help="Local devnet: two anvil chains with test stablecoins.")
 app.add_typer(devnet_app, name="devnet")
 
 
+@app.callback()
+def _options(
+    debug: bool = typer.Option(
+        False, "--debug", help="Show the traceback of an error and log at debug level"
+    ),
+) -> None:
+    _state["debug"] = debug
+
+
 def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        typer.secho(f"Invalid configuration: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from exc
+    """The settings (a configuration error ends the command: exit 2, a line naming the file or
+    variable); unknown CHAINPAY_* variables are warned about."""
+    from core.config import load_settings, unknown_environment_variables
+
+    for warning in unknown_environment_variables():
+        typer.secho(f"Warning: {warning}", fg="yellow", err=True)
+    settings = load_settings()
+    if _state.get("debug"):
+        settings = settings.model_copy(update={"log_level": "debug"})
+    _state["settings"] = settings
+    return settings
+
+
+def configure_logging(level: str) -> None:
+    from chainpay.logs import configure_logging as configure
+
+    configure(level)
 
 
 def _valid_email(value: str) -> str:
+    from pydantic import TypeAdapter, ValidationError
+
+    from core.schemas import Email
+
     try:
         return str(TypeAdapter(Email).validate_python(value))
     except ValidationError as exc:
@@ -119,9 +204,9 @@ def init(
 
 @org_app.command("create")
 def org_create(
-    name: str = typer.Argument(..., help="Organization name"),
+    name: str = typer.Argument(..., metavar="NAME", help="Organization name"),
     owner_email: str = typer.Option(
-        ..., "--owner-email", callback=_valid_email, help="The owner's email"
+        ..., "--owner-email", metavar="EMAIL", callback=_valid_email, help="The owner's email"
     ),
     test: bool = typer.Option(
         False, "--test", help="Make the first key a test-mode key (cp_test_)"
@@ -135,9 +220,11 @@ def org_create(
 @wallet_app.command("set-xpub")
 def wallet_set_xpub(
     xpub: str = typer.Argument(
-        ..., help="Account-level xpub of m/44'/60'/0' (never a private key)"
+        ..., metavar="XPUB", help="Account-level xpub of m/44'/60'/0' (never a private key)"
     ),
-    org: int | None = typer.Option(None, "--org", help="Organization id (default: the only one)"),
+    org: int | None = typer.Option(
+        None, "--org", metavar="ID", help="Organization id (default: the only one)"
+    ),
 ) -> None:
     """Register the account xpub deposit addresses are derived from (m/44'/60'/0'/0/i)."""
     settings = _settings()
@@ -150,10 +237,72 @@ def wallet_set_xpub(
     typer.echo(f"Organization #{organization_id} now receives at addresses derived from this xpub.")
 
 
+# --- chainpay key create: a key made on the server, the way back in when no key works ------
+
+key_app = _Typer(
+    help="API keys made on the server (recovery when no key works).", no_args_is_help=True
+)
+app.add_typer(key_app, name="key")
+
+
+def _key_user_email(value: str | None) -> str | None:
+    return None if value is None else _valid_email(value)
+
+
+def _key_name(value: str) -> str:
+    if not 1 <= len(value.strip()) <= 200:
+        raise typer.BadParameter("must be 1 to 200 characters")
+    return value.strip()
+
+
+@key_app.command("create")
+def key_create(
+    org: int | None = typer.Option(
+        None, "--org", metavar="ID", help="Organization id (default: the only one)"
+    ),
+    user: str | None = typer.Option(
+        None,
+        "--user",
+        metavar="EMAIL",
+        callback=_key_user_email,
+        help="Email of the key's user (default: the organization's owner)",
+    ),
+    test: bool = typer.Option(False, "--test", help="Make a test-mode key (cp_test_)"),
+    name: str = typer.Option(
+        "Command-line key", "--name", metavar="NAME", callback=_key_name, help="Key name"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
+) -> None:
+    """Create an API key without an API key (printed once): for the owner unless --user."""
+    settings = _settings()
+    _prepare_database(settings)
+    try:
+        created = asyncio.run(
+            bootstrap.create_api_key(
+                settings, organization_id=org, user_email=user, name=name, test=test
+            )
+        )
+    except AppError as exc:
+        typer.secho(exc.message, fg="red", err=True)
+        raise typer.Exit(2 if isinstance(exc, bootstrap.OrganizationRequired) else 1) from exc
+    if as_json:
+        typer.echo(json.dumps(asdict(created)))
+        return
+    mode = "test" if created.test else "live"
+    typer.echo(
+        f"API key #{created.api_key_id} '{created.name}' ({mode}) for {created.user_email} "
+        f"({created.role}) of organization #{created.organization_id} "
+        f"'{created.organization_name}', shown only this once; store it now:"
+    )
+    typer.echo(f"  {created.api_key}")
+
+
 @devnet_app.callback(invoke_without_command=True)
 def devnet_run(
     ctx: typer.Context,
-    block_time: float = typer.Option(1.0, "--block-time", help="Seconds per block"),
+    block_time: float = typer.Option(
+        1.0, "--block-time", metavar="SECONDS", help="Seconds per block"
+    ),
 ) -> None:
     """Run two anvil chains with test stablecoins until Ctrl-C; writes chainpay-devnet.toml."""
     from chainpay import devnet
@@ -171,24 +320,21 @@ def devnet_run(
 
 @devnet_app.command("pay")
 def devnet_pay(
-    session_uuid: str = typer.Argument(..., help="The session to pay"),
-    chain: int = typer.Option(..., "--chain", help="Chain id"),
-    token: str = typer.Option("USDT", "--token", help="Token symbol or contract"),
+    session_uuid: str = typer.Argument(..., metavar="SESSION_UUID", help="The session to pay"),
+    chain: int = typer.Option(..., "--chain", metavar="ID", help="Chain id"),
+    token: str = typer.Option("USDT", "--token", metavar="SYMBOL", help="Token symbol or contract"),
     amount: str | None = typer.Option(
-        None, "--amount", help="Token units (default: the quoted amount)"
+        None, "--amount", metavar="UNITS", help="Token units, e.g. 2.5 (default: the quoted amount)"
     ),
 ) -> None:
-    """Pay a session from anvil's funded dev account."""
+    """Pay a session from anvil's funded dev account (the devnet must be running)."""
     from chainpay import devnet
 
     settings = _settings()
     if settings.chains_file is None and devnet.CHAINS_FILE.exists():
         settings = settings.model_copy(update={"chains_file": devnet.CHAINS_FILE.resolve()})
-    try:
-        tx = asyncio.run(devnet.pay_session(settings, session_uuid, chain, token, amount))
-    except AppError as exc:
-        typer.secho(exc.message, fg="red", err=True)
-        raise typer.Exit(1) from exc
+    # An AppError (no such session, devnet not running) is one line from _Typer, exit 1.
+    tx = asyncio.run(devnet.pay_session(settings, session_uuid, chain, token, amount))
     typer.echo(tx)
 
 
@@ -202,13 +348,18 @@ def migrate() -> None:
 
 @app.command()
 def serve(
-    host: str | None = typer.Option(None, help="Bind address (default CHAINPAY_HOST or 127.0.0.1)"),
-    port: int | None = typer.Option(None, help="Port (default CHAINPAY_PORT or 8000)"),
+    host: str | None = typer.Option(
+        None, metavar="ADDRESS", help="Bind address (default CHAINPAY_HOST or 127.0.0.1)"
+    ),
+    port: int | None = typer.Option(
+        None, metavar="PORT", help="Port (default CHAINPAY_PORT or 8000)"
+    ),
 ) -> None:
-    """Run everything in one process: the API (bot, watchers and scheduler join in later releases).
+    """Run everything in one process: the API, a watcher per chain and the webhook sender.
 
-    On the embedded SQLite default, an empty database is migrated and initialized on the first
-    start (as `chainpay init` would), and the owner's API key is printed once.
+    On the embedded SQLite default, an empty database is migrated and initialized on the \
+first start (as `chainpay init` would), and the owner's API key is printed once. With no \
+chains configured it runs a local devnet (two anvil chains with test stablecoins).
     """
     from chainpay import devnet, roles  # heavy (web3, uvicorn): imported when used
 
@@ -266,8 +417,12 @@ def worker() -> None:
 
 @app.command()
 def api(
-    host: str | None = typer.Option(None, help="Bind address (default CHAINPAY_HOST or 127.0.0.1)"),
-    port: int | None = typer.Option(None, help="Port (default CHAINPAY_PORT or 8000)"),
+    host: str | None = typer.Option(
+        None, metavar="ADDRESS", help="Bind address (default CHAINPAY_HOST or 127.0.0.1)"
+    ),
+    port: int | None = typer.Option(
+        None, metavar="PORT", help="Port (default CHAINPAY_PORT or 8000)"
+    ),
 ) -> None:
     """Run only the HTTP API (scale-out role; migrate first with `chainpay migrate`)."""
     from chainpay import roles

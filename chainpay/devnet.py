@@ -7,9 +7,11 @@ from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+import httpx
 from sqlalchemy import select
 
 from chain.devnet import running_devnet, transfer, write_chains_file
+from core.chains import Chain, Token
 from core.config import Settings
 from core.db import create_engine, create_sessionmaker
 from core.errors import AppError
@@ -47,7 +49,10 @@ async def pay_session(
         raise AppError(f"chain {chain_id} is not configured (is `chainpay devnet` running?)")
     wanted = chain.token(token)
     if wanted is None:
-        raise AppError(f"chain {chain_id} has no token {token}")
+        symbols = ", ".join(t.symbol for t in chain.tokens)
+        raise AppError(f"chain {chain_id} has no token {token} (it has {symbols})")
+    base_units = None if amount is None else _base_units(amount, wanted)
+    _check_node(chain, settings)
     engine = create_engine(settings.database_url, pool=False)
     try:
         async with create_sessionmaker(engine)() as session:
@@ -65,18 +70,49 @@ async def pay_session(
             )
     finally:
         await engine.dispose()
-    if amount is None:
+    if base_units is None:
         if quote is None:
             raise AppError("this session does not accept that token; give --amount to send anyway")
         base_units = quote.amount_base_units
-    else:
-        try:
-            scaled = Decimal(amount).scaleb(wanted.decimals)
-        except InvalidOperation as exc:
-            raise AppError(f"not a number: {amount}") from exc
-        if scaled != scaled.to_integral_value() or scaled < 0:
-            raise AppError(
-                f"{amount} is not a whole number of base units at {wanted.decimals} decimals"
-            )
-        base_units = int(scaled)
     return transfer(chain.rpc_urls[0], wanted.contract, checkout.deposit_address, base_units)
+
+
+def _base_units(amount: str, token: Token) -> int:
+    """`--amount` in token units (12.5 USDT) as base units, or what is wrong with it."""
+    try:
+        value = Decimal(amount.strip())
+    except InvalidOperation as exc:
+        raise AppError(
+            f"--amount {amount!r} is not a number: give an amount of {token.symbol}, e.g. 12.5"
+        ) from exc
+    if not value.is_finite() or value <= 0:
+        raise AppError(f"--amount must be more than 0 {token.symbol} (got {amount})")
+    scaled = value.scaleb(token.decimals)
+    if scaled != scaled.to_integral_value():
+        raise AppError(
+            f"--amount {amount} has more decimal places than {token.symbol} on chain "
+            f"{token.chain_id} has ({token.decimals})"
+        )
+    return int(scaled)
+
+
+def _check_node(chain: Chain, settings: Settings) -> None:
+    """Ask the node its chain id first: a devnet that is not running is one clear line."""
+    url = chain.rpc_urls[0]
+    source = settings.chains_file or "the configuration"
+    try:
+        answer = httpx.post(
+            url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, timeout=10
+        ).json()
+        node_chain_id = int(answer["result"], 16)
+    except httpx.TransportError as exc:
+        raise AppError(
+            f"nothing answers at {url} (chain {chain.id} in {source}).\n"
+            "Start the devnet first: `chainpay devnet` or `chainpay serve`."
+        ) from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AppError(f"{url} (chain {chain.id} in {source}) is not a JSON-RPC node") from exc
+    if node_chain_id != chain.id:
+        raise AppError(
+            f"the node at {url} runs chain {node_chain_id}, not {chain.id} (see {source})"
+        )

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+import os
+import tomllib
+import types
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Union, get_args, get_origin
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -15,18 +21,23 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from core.chains import ChainConfig, ChainRegistry, load_chain_configs
+from core.chains import ChainConfig, ChainRegistry, ConfigurationError, load_chain_configs
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./chainpay.db"
+ENV_PREFIX = "CHAINPAY_"
+TOML_FILE = Path("chainpay.toml")
+# Values never echoed in an error message (they may hold passwords or tokens).
+_SECRET_FIELDS = frozenset({"database_url", "secret_key", "telegram_bot_token"})
 
 
 class Settings(BaseSettings):
     """Process configuration. Environment beats chainpay.toml beats defaults."""
 
     model_config = SettingsConfigDict(
-        env_prefix="CHAINPAY_",
-        toml_file="chainpay.toml",
-        extra="ignore",
+        env_prefix=ENV_PREFIX,
+        toml_file=TOML_FILE,
+        # A misspelt key in chainpay.toml is an error, not a silently used default.
+        extra="forbid",
     )
 
     database_url: str = Field(
@@ -129,18 +140,38 @@ class Settings(BaseSettings):
     def _strip_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @field_validator("chains")
+    @classmethod
+    def _chains_have_rpc_urls(cls, chains: list[ChainConfig]) -> list[ChainConfig]:
+        for chain in chains:
+            _require_rpc_urls(chain)
+        return chains
+
     def chain_configs(self) -> list[ChainConfig]:
         """Chains from the settings plus those of `chains_file` (the file's win on the same id)."""
-        configs = {c.id: c for c in self.chains}
-        if self.chains_file is not None:
-            for config in load_chain_configs(self.chains_file):
-                configs[config.id] = config
-        return list(configs.values())
+        return [config for config, _origin in self._chain_configs_with_origin()]
 
     def chain_registry(
         self, decimals: Mapping[tuple[int, str], int] | None = None
     ) -> ChainRegistry:
-        return ChainRegistry.from_config(self.chain_configs(), decimals)
+        configs = self._chain_configs_with_origin()
+        try:
+            return ChainRegistry.from_config([config for config, _ in configs], decimals)
+        except ConfigurationError as exc:
+            # Say which file (or variable) holds the chain at fault.
+            for config, origin in configs:
+                try:
+                    ChainRegistry.from_config([config], decimals)
+                except ConfigurationError as one:
+                    raise ConfigurationError(f"{origin}: {one.message}") from exc
+            raise
+
+    def _chain_configs_with_origin(self) -> list[tuple[ChainConfig, str]]:
+        configs = {c.id: (c, setting_origin("chains")) for c in self.chains}
+        if self.chains_file is not None:
+            for config in _read_chains_file(self.chains_file):
+                configs[config.id] = (config, str(self.chains_file))
+        return list(configs.values())
 
     @property
     def is_sqlite(self) -> bool:
@@ -159,10 +190,152 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+        return (init_settings, env_settings, _TomlFile(settings_cls))
+
+
+class _TomlFile(TomlConfigSettingsSource):
+    """chainpay.toml; a syntax error names the file, line and column."""
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        try:
+            return super()._read_file(file_path)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(
+                f"{Path(str(file_path)).resolve()}: not valid TOML: {exc}"
+            ) from exc
+
+
+def _require_rpc_urls(chain: ChainConfig) -> None:
+    if not chain.rpc_urls:
+        raise ValueError(
+            f'chain {chain.id} has no rpc_urls: add rpc_urls = ["https://..."] '
+            "(the nodes chainpay watches the chain through)"
+        )
+
+
+def _read_chains_file(path: Path) -> list[ChainConfig]:
+    try:
+        configs = load_chain_configs(path)
+    except FileNotFoundError as exc:
+        raise ConfigurationError(
+            f"{path}: no such file (named by {setting_origin('chains_file')})"
+        ) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{path}: not valid TOML: {exc}") from exc
+    except ValidationError as exc:
+        raise ConfigurationError(
+            "\n".join(_describe(error, str(path), ("chains",)) for error in exc.errors())
+        ) from exc
+    for config in configs:
+        try:
+            _require_rpc_urls(config)
+        except ValueError as exc:
+            raise ConfigurationError(f"{path}: {exc}") from exc
+    return configs
+
+
+def load_settings() -> Settings:
+    """Settings from the environment and chainpay.toml, or a ConfigurationError whose lines
+    name the variable or file, the key, what is wrong and, for a misspelt key, the fix."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [_describe(error) for error in exc.errors()]
+        if len(lines) > 5:
+            lines = [*lines[:5], f"... and {len(lines) - 5} more"]
+        raise ConfigurationError("\n".join(lines)) from exc
+
+
+def setting_origin(field: str) -> str:
+    """Where a top-level setting comes from: its environment variable, else chainpay.toml."""
+    name = f"{ENV_PREFIX}{field.upper()}"
+    if name in (key.upper() for key in os.environ):
+        return name
+    return str(TOML_FILE.resolve()) if TOML_FILE.exists() else name
+
+
+def unknown_environment_variables() -> list[str]:
+    """Warnings for CHAINPAY_* variables that are no setting (the test suite's CHAINPAY_TEST_*
+    are not settings either and are left alone)."""
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    warnings = []
+    for key in sorted(os.environ):
+        name = key.upper()
+        if (
+            name.startswith(ENV_PREFIX)
+            and name not in known
+            and not name.startswith("CHAINPAY_TEST_")
+        ):
+            warnings.append(f"{key} is not a chainpay setting{_did_you_mean(name, known)}; ignored")
+    return warnings
+
+
+def _describe(error: ErrorDetails, origin: str | None = None, parent: tuple[str, ...] = ()) -> str:
+    """One line: where (variable or file), which key, what is wrong (and the fix when known)."""
+    loc = (*parent, *error["loc"])
+    field = str(loc[0]) if loc else ""
+    if error["type"] == "extra_forbidden":
+        # Only a file can hold a key no setting has (an unknown variable is not read at all).
+        where = origin or str(TOML_FILE.resolve())
+        model = _model_at(loc[:-1])
+        known = set(model.model_fields) if model is not None else set()
+        inside = f" in {_where(loc[:-1])}" if len(loc) > 1 else ""
+        return f"{where}: unknown key `{loc[-1]}`{inside}{_did_you_mean(str(loc[-1]), known)}"
+    where = origin or setting_origin(field)
+    message = error["msg"].removeprefix("Value error, ")
+    value = error.get("input")
+    got = ""
+    if (
+        error["type"] not in ("value_error", "missing")
+        and field not in _SECRET_FIELDS
+        and isinstance(value, str | int | float | bool)
+    ):
+        got = f" (got {str(value)[:60]!r})"
+    if where.startswith(ENV_PREFIX) and len(loc) == 1:
+        return f"{where}: {message}{got}"
+    return f"{where}: {_where(loc)}: {message}{got}"
+
+
+def _where(loc: Sequence[int | str], parent: tuple[str, ...] = ()) -> str:
+    """('chains', 0, 'tokens', 1, 'contract') -> 'chains #1, tokens #2, contract'."""
+    parts: list[str] = []
+    for part in (*parent, *loc):
+        if isinstance(part, int) and parts:
+            parts[-1] += f" #{part + 1}"
+        else:
+            parts.append(str(part))
+    return ", ".join(parts)
+
+
+def _model_at(path: Sequence[int | str]) -> type[BaseModel] | None:
+    """The model that holds the keys at `path` below Settings (for 'did you mean')."""
+    model: type[BaseModel] | None = Settings
+    for part in path:
+        if isinstance(part, int):
+            continue
+        if model is None or part not in model.model_fields:
+            return None
+        model = _model_in(model.model_fields[part].annotation)
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (list, tuple, Union, types.UnionType):
+        for arg in get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _did_you_mean(name: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean `{close[0]}`?)" if close else ""
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
-    return Settings()
+    return load_settings()

@@ -1,11 +1,20 @@
-"""Process roles. `serve` runs every role in one process; the others run one each."""
+"""Process roles. `serve` runs every role in one process; the others run one each.
+
+Every role stops the same way on SIGTERM (systemd, Docker, Kubernetes) and SIGINT (Ctrl-C):
+it stops taking work, lets what is in flight finish for up to SHUTDOWN_GRACE_SECONDS (a
+watcher's step commits or, cancelled, rolls back; webhook posts are recorded or handed back),
+gives back its watcher leases so a successor takes over at once, closes its engines and exits
+with 0. A second signal exits at once (128 + the signal's number).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
-from collections.abc import Coroutine
+import sys
+from collections.abc import Coroutine, Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -22,10 +31,87 @@ from core.webhooks.sender import WebhookSender
 
 log = structlog.get_logger(__name__)
 
+# Under Docker's default 10 s between SIGTERM and SIGKILL, with room for the rest of the exit.
+SHUTDOWN_GRACE_SECONDS = 5.0
+
 
 def run(main: Coroutine[Any, Any, None]) -> None:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main)
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    """The first SIGTERM or SIGINT sets `stop`; a second one exits at once."""
+    loop = asyncio.get_running_loop()
+
+    def handle(sig: signal.Signals) -> None:
+        if stop.is_set():
+            log.warning("shutdown_forced", signal=sig.name)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(128 + sig.value)
+        log.info("shutdown_requested", signal=sig.name)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, handle, sig)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without signal handling of its own: the role's handlers stop it.
+
+    uvicorn's own handlers re-raise the signal once the server has shut down, which ends the
+    process with -15 before the watchers and the sender have stopped and given back leases.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve_until(server: uvicorn.Server, stop: asyncio.Event) -> None:
+    """Run `server` until `stop` is set (then it finishes requests in flight and returns)."""
+
+    async def stopper() -> None:
+        await stop.wait()
+        server.should_exit = True
+
+    stopping = asyncio.create_task(stopper())
+    try:
+        await server.serve()
+    finally:
+        stopping.cancel()
+
+
+async def _wind_down(tasks: Sequence[asyncio.Task[None]], stop: asyncio.Event) -> None:
+    """Wait for `tasks`; once `stop` is set they get SHUTDOWN_GRACE_SECONDS to finish, then
+    what is left is cancelled. Re-raises the first task's failure."""
+    pending: set[asyncio.Task[Any]] = set(tasks)
+    stopping = asyncio.create_task(stop.wait())
+    failed = False
+    try:
+        while pending and not stop.is_set() and not failed:
+            done, pending = await asyncio.wait(
+                pending | {stopping}, return_when=asyncio.FIRST_COMPLETED
+            )
+            pending.discard(stopping)
+            failed = any(t is not stopping and _failed(t) for t in done)
+        if pending and not failed:
+            _, pending = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE_SECONDS)
+            for task in pending:
+                log.warning("shutdown_cancelled_in_flight", task=task.get_name())
+    finally:
+        stopping.cancel()
+        for task in tasks:
+            task.cancel()  # no-op for those already done
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+
+
+def _failed(task: asyncio.Task[Any]) -> bool:
+    return not task.cancelled() and task.exception() is not None
 
 
 def _api_server(
@@ -44,20 +130,28 @@ def _api_server(
         log_level=settings.log_level,
         proxy_headers=True,
         server_header=False,
+        timeout_graceful_shutdown=int(SHUTDOWN_GRACE_SECONDS),
     )
-    return uvicorn.Server(config)
+    return _Server(config)
 
 
 async def api(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
     """The HTTP API under uvicorn until SIGINT/SIGTERM."""
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
     context = await startup.checkout_context(settings)
-    await _api_server(settings, context, host, port).serve()
+    if not stop.is_set():
+        await _serve_until(_api_server(settings, context, host, port), stop)
 
 
 async def run_watchers(
     settings: Settings, stop: asyncio.Event, context: CheckoutContext | None = None
 ) -> None:
-    """One watcher task per configured chain with RPC URLs, until `stop` is set."""
+    """One watcher task per configured chain with RPC URLs, until `stop` is set.
+
+    Each watcher finishes its step (or, past the grace, has it cancelled and rolled back) and
+    gives back its lease on the way out.
+    """
     context = context or await startup.checkout_context(settings)
     chains = [c for c in context.registry.chains.values() if c.rpc_urls]
     if not chains:
@@ -82,7 +176,10 @@ async def run_watchers(
             for chain in chains
         ]
         log.info("watchers_started", chains=[c.id for c in chains])
-        await asyncio.gather(*(w.run(stop) for w in watchers))
+        await _wind_down(
+            [asyncio.create_task(w.run(stop), name=f"watcher-{w.chain.id}") for w in watchers],
+            stop,
+        )
     finally:
         await engine.dispose()
 
@@ -90,16 +187,14 @@ async def run_watchers(
 async def watcher(settings: Settings) -> None:
     """Only the chain watchers (scale-out role; a lease keeps one active per chain)."""
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    _stop_on_signals(stop)
     await run_watchers(settings, stop)
 
 
 async def run_sender(
     settings: Settings, stop: asyncio.Event, sender: WebhookSender | None = None
 ) -> None:
-    """The webhook sender until `stop` is set."""
+    """The webhook sender until `stop` is set (posts in flight are recorded or handed back)."""
     engine = create_engine(settings.database_url)
     try:
         sender = sender or WebhookSender(create_sessionmaker(engine), settings)
@@ -111,24 +206,29 @@ async def run_sender(
 async def worker(settings: Settings) -> None:
     """Only the webhook sender (scale-out role; senders share the outbox without overlap)."""
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    _stop_on_signals(stop)
     await run_sender(settings, stop)
 
 
 async def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
     """Everything in one asyncio process: the API, a watcher per chain, the webhook sender."""
     stop = asyncio.Event()
+    _stop_on_signals(stop)
     context = await startup.checkout_context(settings)
+    if stop.is_set():
+        return
     engine = create_engine(settings.database_url)
-    sender = WebhookSender(create_sessionmaker(engine), settings)
-    server = _api_server(settings, context, host, port, sender)
-    watchers = asyncio.create_task(run_watchers(settings, stop, context))
-    sending = asyncio.create_task(sender.run(stop))
     try:
-        await server.serve()
+        sender = WebhookSender(create_sessionmaker(engine), settings)
+        server = _api_server(settings, context, host, port, sender)
+        background = [
+            asyncio.create_task(run_watchers(settings, stop, context), name="watchers"),
+            asyncio.create_task(sender.run(stop), name="webhook-sender"),
+        ]
+        try:
+            await _serve_until(server, stop)
+        finally:
+            stop.set()
+            await _wind_down(background, stop)
     finally:
-        stop.set()
-        await asyncio.gather(watchers, sending, return_exceptions=True)
         await engine.dispose()

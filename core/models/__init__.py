@@ -9,7 +9,7 @@ from core.models.idempotency import IdempotencyRecord
 from core.models.orgs import ApiKey, Organization, User
 from core.models.payments import Payment
 from core.models.subscriptions import Subscription
-from core.models.wallet import DepositAddress, OrganizationWallet
+from core.models.wallet import DepositAddress, OrganizationWallet, WalletAccount
 from core.models.webhooks import (
     OrganizationWebhookSecret,
     WebhookAttempt,
@@ -38,6 +38,7 @@ __all__ = [
     "SessionQuote",
     "Subscription",
     "User",
+    "WalletAccount",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -32,7 +32,14 @@ def parse_account_xpub(xpub: str) -> Bip44:
     try:
         key = Bip32Secp256k1.FromExtendedKey(xpub)
     except Exception as exc:
-        raise InvalidXpub(f"not a valid extended public key: {exc}") from exc
+        # bip_utils speaks of checksums and "substring not found"; say what the person can fix.
+        if not xpub:
+            reason = "nothing was given"
+        elif "checksum" in str(exc).lower():
+            reason = "a character is wrong, missing or extra (copy it again from your wallet)"
+        else:
+            reason = "expected the 111-character xpub... text a wallet exports for m/44'/60'/0'"
+        raise InvalidXpub(f"not a valid extended public key: {reason}") from exc
     if not key.IsPublicOnly():
         raise InvalidXpub("give the extended public key, not the private one")
     if key.Depth().ToInt() != ACCOUNT_DEPTH:
@@ -48,8 +55,14 @@ def derive_address(xpub: str, index: int) -> str:
     return str(account.Change(Bip44Changes.CHAIN_EXT).AddressIndex(index).PublicKey().ToAddress())
 
 
-def xpub_fingerprint(xpub: str) -> str:
-    return hashlib.sha256(xpub.strip().encode()).hexdigest()[:16]
+def account_key(xpub: str) -> str:
+    """What identifies the account behind `xpub`: sha256 of its compressed public key and chain
+    code, in hex. Those two alone fix every address derived from it; the rest of the string
+    (parent fingerprint, child number, version bytes) is metadata a wallet may write differently.
+    """
+    key = parse_account_xpub(xpub).Bip32Object()
+    material = key.PublicKey().RawCompressed().ToBytes() + key.ChainCode().ToBytes()
+    return hashlib.sha256(material).hexdigest()
 
 
 def generate_dev_mnemonic() -> str:

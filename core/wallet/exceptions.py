@@ -18,7 +18,11 @@ class XpubTaken(Conflict):
     code = "xpub_taken"
 
     def __init__(self) -> None:
-        super().__init__("This xpub is registered by another organization", param="xpub")
+        super().__init__(
+            "This account (the xpub's public key and chain code) belongs to another "
+            "organization: register an account of your own",
+            param="xpub",
+        )
 
 
 class BadXpub(InvalidInput):

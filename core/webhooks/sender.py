@@ -44,6 +44,8 @@ log = structlog.get_logger(__name__)
 # How long a sender waits, after one post finished, for others to finish before recording.
 BATCH_WINDOW_SECONDS = 0.005
 SLOW_AFTER_SECONDS = 0.5
+# A stopping sender waits this long for posts in flight before handing them back.
+STOP_GRACE_SECONDS = 2.0
 
 
 def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
@@ -117,10 +119,16 @@ class WebhookSender:
             )
         return self._http
 
-    async def close(self) -> None:
-        """Record what finished, hand back what did not (another sender retries it)."""
-        self._closing = True
+    async def close(self, grace: float = 0.0) -> None:
+        """Record what finished, hand back what did not (another sender retries it).
+
+        Posts in flight get `grace` seconds to be answered first (fewer deliveries repeated).
+        """
+        self._closing = True  # from here a finished post starts no queued one
         unfinished = [t for t in self._in_flight if not t.done()]
+        if unfinished and grace > 0:
+            await asyncio.wait(unfinished, timeout=grace)
+            unfinished = [t for t in unfinished if not t.done()]
         for task in unfinished:
             task.cancel()
         await asyncio.gather(*unfinished, return_exceptions=True)
@@ -306,7 +314,8 @@ class WebhookSender:
                 if progress in done and not stop.is_set():
                     await self._gather_more()
         finally:
-            await self.close()
+            # Stopping (not cancelled): posts in flight may still be answered, briefly.
+            await self.close(grace=STOP_GRACE_SECONDS if stop.is_set() else 0.0)
 
     # --- one attempt -------------------------------------------------------------------------
 

@@ -7,16 +7,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.errors import install_error_handlers
+from api.guards import refuse_unstorable_parameters
 from api.middleware import (
     BodyLimitMiddleware,
     IdempotencyMiddleware,
     RateLimitMiddleware,
     RequestContextMiddleware,
 )
+from api.openapi import install_docs, install_openapi
 from api.responses import ExactJSONResponse
 from api.routes import (
     api_keys,
@@ -80,6 +82,9 @@ def create_app(
         lifespan=lifespan,
         default_response_class=ExactJSONResponse,
         redirect_slashes=False,
+        dependencies=[Depends(refuse_unstorable_parameters)],
+        docs_url=None,  # served by install_docs without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     context = checkout_context or CheckoutContext.from_settings(settings)
@@ -103,6 +108,8 @@ def create_app(
         app.include_router(module.router, prefix="/v1")
     app.include_router(papaya.router, prefix="/api")
     app.include_router(pay.router)
+    install_openapi(app)
+    install_docs(app)
 
     # Added innermost first: the request context wraps everything.
     app.add_middleware(IdempotencyMiddleware, ttl=timedelta(hours=settings.idempotency_ttl_hours))

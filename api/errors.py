@@ -9,8 +9,9 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
-from api.responses import ExactJSONResponse
+from api.responses import ExactJSONResponse, UnstorableText
 from core.errors import AppError
 
 log = structlog.get_logger(__name__)
@@ -53,7 +54,21 @@ def _message_of(error: dict[str, Any]) -> str:
 
 async def _app_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
+    if exc.status_code == 422:
+        # A check a service makes by hand answers in the same shape as a pydantic one.
+        errors = [{"param": exc.param, "error": exc.message}]
+        return error_response(422, exc.message, exc.code, exc.param, errors=errors)
     return error_response(exc.status_code, exc.message, exc.code, exc.param)
+
+
+async def _unstorable_text(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, UnstorableText)
+    details: list[dict[str, str | None]] = []
+    for location, problem in exc.problems:
+        param = ".".join(str(part) for part in location if not isinstance(part, int)) or "body"
+        details.append({"param": param, "error": f"{param}: {problem}"})
+    first = details[0]
+    return error_response(422, str(first["error"]), "invalid_input", first["param"], errors=details)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> Response:
@@ -76,13 +91,33 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
     return error_response(422, str(first["error"]), "invalid_input", first["param"], errors=details)
 
 
-async def _http_error(_request: Request, exc: Exception) -> Response:
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette's 405 names only one route's)."""
+    routes = [r for r in request.app.router.routes if not isinstance(r, Mount)]
+    return [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
+    ]
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else "Request failed"
     if exc.status_code == 404 and message == "Not Found":
         message = "No such route"
-    return error_response(exc.status_code, message, code, None)
+    if exc.status_code == 405:
+        message = f"{request.method} is not allowed here"
+    response = error_response(exc.status_code, message, code, None)
+    if exc.status_code == 405:
+        # RFC 9110: a 405 lists the methods the resource does support.
+        fallback = (exc.headers or {}).get("Allow", "GET, HEAD")  # static files
+        response.headers["Allow"] = ", ".join(allowed_methods(request)) or fallback
+    return response
 
 
 async def _integrity_error(_request: Request, exc: Exception) -> Response:
@@ -94,5 +129,6 @@ async def _integrity_error(_request: Request, exc: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(UnstorableText, _unstorable_text)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)

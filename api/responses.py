@@ -12,6 +12,9 @@ import simplejson
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.text import Location, text_problems
 
 
 def _default(value: Any) -> Any:
@@ -20,10 +23,42 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+class _PlainDecimal(Decimal):
+    """A Decimal that prints without exponent notation (0.0000001, not 1E-7)."""
+
+    def __str__(self) -> str:
+        return format(self, "f")
+
+
+_MAX_DEPTH = 32  # our own shapes are shallow; deeper is echoed metadata, left as parsed
+
+
+def _plain_numbers(value: Any, depth: int = 0) -> Any:
+    """`value` with every Decimal that str() would write with an exponent (1E-7, 1E+2) or a
+    sign on zero (-0) replaced by one that prints plainly; other values are left as they are."""
+    kind = type(value)
+    if kind is dict and depth < _MAX_DEPTH:
+        return {key: _plain_numbers(item, depth + 1) for key, item in value.items()}
+    if (kind is list or kind is tuple) and depth < _MAX_DEPTH:
+        return [_plain_numbers(item, depth + 1) for item in value]
+    if isinstance(value, Decimal) and value.is_finite():
+        if value.is_zero() and value.is_signed():
+            value = value.copy_abs()
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and (exponent > 0 or value.adjusted() < -6):
+            return _PlainDecimal(value)
+    return value
+
+
 def dumps(content: Any) -> bytes:
-    """Exact JSON: Decimal('0.3') is written as the number 0.3, never through a float."""
+    """Exact JSON: Decimal('0.3') is written as the number 0.3, never through a float, and
+    never in exponent notation."""
     return simplejson.dumps(
-        content, use_decimal=True, default=_default, ensure_ascii=False, separators=(",", ":")
+        _plain_numbers(content),
+        use_decimal=True,
+        default=_default,
+        ensure_ascii=False,
+        separators=(",", ":"),
     ).encode("utf-8")
 
 
@@ -45,11 +80,37 @@ def _no_constants(name: str) -> Any:
     raise json.JSONDecodeError(f"{name} is not valid JSON", name, 0)
 
 
+class UnstorableText(StarletteHTTPException):
+    """Strings in a JSON body that no database can store (NUL, lone surrogates), by location.
+
+    An HTTPException so that FastAPI lets it out of body parsing unchanged (it turns any other
+    exception there into a bare 400); api/errors.py answers it as the 422 of a validation error.
+    """
+
+    def __init__(self, problems: list[tuple[Location, str]]) -> None:
+        super().__init__(status_code=422, detail=problems[0][1])
+        self.problems = problems
+
+
 class ExactJSONRequest(Request):
-    """A request whose JSON body keeps every number exact (floats become Decimal)."""
+    """A request whose JSON body keeps every number exact (floats become Decimal), is strictly
+    valid Unicode, and holds only text the databases can store."""
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()
-            self._json = json.loads(body, parse_float=Decimal, parse_constant=_no_constants)
+            try:
+                # Strict decoding: json.loads(bytes) would let encoded surrogates through.
+                text = body.decode(json.detect_encoding(body))
+            except UnicodeDecodeError as exc:
+                doc = body.decode("utf-8", "replace")
+                raise json.JSONDecodeError("invalid UTF-8", doc, exc.start) from exc
+            try:
+                parsed = json.loads(text, parse_float=Decimal, parse_constant=_no_constants)
+            except RecursionError as exc:
+                raise json.JSONDecodeError("nested too deeply", text, 0) from exc
+            problems = text_problems(parsed)
+            if problems:
+                raise UnstorableText(problems)
+            self._json = parsed
         return self._json

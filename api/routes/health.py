@@ -15,7 +15,7 @@ from core import __version__
 router = make_router(tags=["health"])
 
 
-@router.get("/health")
+@router.get("/health", responses={503: {"description": "Database unreachable"}})
 async def health(session: SessionDep) -> Response:
     """Process up and database reachable."""
     try:

@@ -30,7 +30,11 @@ async def create_session(
     return model_response(await checkout_service.link_view(session, context, checkout))
 
 
-@router.get("/session-checkout/{session_uuid}", response_model=SessionOut)
+@router.get(
+    "/session-checkout/{session_uuid}",
+    response_model=SessionOut,
+    responses={410: {"description": "closeToExpireError and the session is (about to be) expired"}},
+)
 async def get_session(
     session_uuid: SessionUUID,
     session: SessionDep,

@@ -57,7 +57,7 @@ async def get_user(user_id: UserId, session: SessionDep, principal: CurrentPrinc
     return model_response(user_out(await orgs_service.get_user(session, principal, user_id)))
 
 
-@router.put("/{user_id}", response_model=UserOut)
+@router.put("/{user_id:int}", response_model=UserOut)  # :int, so PUT /user/all is a 405
 async def update_user(
     user_id: UserId, body: UserUpdate, session: SessionDep, principal: CurrentPrincipal
 ) -> Response:
@@ -67,7 +67,7 @@ async def update_user(
     )
 
 
-@router.delete("/{user_id}", response_model=MessageOut)
+@router.delete("/{user_id:int}", response_model=MessageOut)
 async def delete_user(
     user_id: UserId, session: SessionDep, principal: CurrentPrincipal
 ) -> Response:

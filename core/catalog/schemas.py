@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, StrictBool, StrictInt
 
-from core.schemas import CamelModel, Email, EvmAddress, LongText, Reference, ShortText, UsdAmount
+from core.schemas import (
+    CamelModel,
+    Email,
+    EvmAddress,
+    ExactDecimal,
+    LongText,
+    Reference,
+    ShortText,
+    UsdAmount,
+)
 
-TelegramUserId = Annotated[int, Field(gt=0, le=2**52)]
+TelegramUserId = Annotated[StrictInt, Field(gt=0, le=2**52)]
 Phone = Annotated[str, Field(min_length=3, max_length=40, pattern=r"^\+?[0-9 ()\-.]{3,40}$")]
 Address = Annotated[str, Field(min_length=1, max_length=1000)]
 
@@ -19,7 +27,7 @@ class ProductOut(CamelModel):
     id: int
     name: str
     description: str
-    price: Decimal = Field(description="USD, exact")
+    price: ExactDecimal = Field(description="USD, exact")
     reference: str | None
     created_at: datetime
     is_active: bool
@@ -39,7 +47,7 @@ class ProductUpdate(CamelModel):
     name: ShortText | None = None
     description: LongText | None = None
     price: UsdAmount | None = None
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
 
 
 class CustomerOut(CamelModel):

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, StrictInt
 
-from core.schemas import CamelModel, LongText, ShortText, UsdAmount
+from core.schemas import CamelModel, ExactDecimal, LongText, ShortText, UsdAmount
 
 SECONDS_PER_UNIT = {
     "seconds": 1,
@@ -37,11 +36,15 @@ def _check_url(value: str) -> str:
     return value
 
 
-Url = Annotated[str, Field(min_length=10, max_length=2000), AfterValidator(_check_url)]
+# What _check_url accepts, for the OpenAPI document: http(s)://host, no spaces, no user@.
+URL_PATTERN = r"^https?://[^\s/?#@\x1c-\x1f\x85]+(?:[/?#][^\s\x1c-\x1f\x85]*)?$"
+Url = Annotated[
+    str, Field(min_length=10, max_length=2000, pattern=URL_PATTERN), AfterValidator(_check_url)
+]
 
 
 class Duration(CamelModel):
-    value: int = Field(gt=0, le=10**9)
+    value: StrictInt = Field(gt=0, le=10**9)
     unit: Literal["seconds", "minutes", "hours", "days", "weeks", "months"]
 
     @property
@@ -54,13 +57,13 @@ class SubscriptionOptionsIn(CamelModel):
     frequency: Duration
     trial_period: Duration | None = None
     free_credits: UsdAmount | None = None
-    min_periods: int | None = Field(default=None, gt=0, le=1000)
+    min_periods: StrictInt | None = Field(default=None, gt=0, le=1000)
 
 
 class SessionCreate(CamelModel):
     """Either productId, or productName + description + price."""
 
-    product_id: int | None = Field(default=None, gt=0, le=2**63 - 1)
+    product_id: StrictInt | None = Field(default=None, gt=0, le=2**63 - 1)
     product_name: ShortText | None = None
     description: LongText | None = None
     price: UsdAmount | None = None
@@ -79,7 +82,7 @@ class TokenAmountOut(CamelModel):
     contract: str
     decimals: int
     amount_base_units: str = Field(description="Integer as a string: exact beyond 2**53")
-    amount: Decimal = Field(description="Token units, exact")
+    amount: ExactDecimal = Field(description="Token units, exact")
 
 
 class LinkOut(CamelModel):
@@ -108,7 +111,7 @@ class CurrencyOut(CamelModel):
 class SubscriptionOptionsOut(CamelModel):
     frequency: int
     trial_period: int | None
-    free_credits: Decimal | None
+    free_credits: ExactDecimal | None
     subscription_type: str
     min_periods: int | None
 
@@ -118,7 +121,7 @@ class SessionOut(CamelModel):
     product_id: int | None
     product_name: str
     description: str
-    price: Decimal
+    price: ExactDecimal
     organization_name: str
     success_url: str | None
     cancel_url: str | None
@@ -132,8 +135,8 @@ class SessionOut(CamelModel):
     overpaid: bool
     late: bool
     other_token: bool
-    paid_usd: Decimal
-    remaining_usd: Decimal
+    paid_usd: ExactDecimal
+    remaining_usd: ExactDecimal
     expires_at: int
     link: str
     bot_url: str | None
@@ -180,7 +183,7 @@ class InvoiceCreate(CamelModel):
 
 class InvoiceOut(CamelModel):
     id: int
-    rate: Decimal
+    rate: ExactDecimal
     created_at: datetime
     bot_url: str | None
 
@@ -188,7 +191,7 @@ class InvoiceOut(CamelModel):
 class InvoiceDetailOut(CamelModel):
     id: int
     recipient: str | None = Field(description="Telegram id of the payer, once known")
-    rate: Decimal
+    rate: ExactDecimal
     created_at: datetime
     is_paid: bool
     metadata: dict[str, Any] | None

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 from pydantic import Field
 
 from core.checkout.schemas import CurrencyOut
-from core.schemas import CamelModel
+from core.schemas import CamelModel, ExactDecimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +35,7 @@ class PaymentOut(CamelModel):
     to: str
     name: str
     description: str
-    amount: Decimal = Field(description="USD, exact")
+    amount: ExactDecimal = Field(description="USD, exact")
     currency_id: int
     currency: CurrencyOut
     test: bool
@@ -92,11 +91,11 @@ class TransactionInfoOut(CamelModel):
     from_: str = Field(alias="from")
     to: str
     amount_base_units: str
-    amount: Decimal = Field(description="Token units, exact")
-    amount_usd: Decimal
+    amount: ExactDecimal = Field(description="Token units, exact")
+    amount_usd: ExactDecimal
     organization_fee_bps: int
-    organization_fee_usd: Decimal
-    merchant_amount_usd: Decimal
+    organization_fee_usd: ExactDecimal
+    merchant_amount_usd: ExactDecimal
     session_uuid: str | None
     subscription_uuid: str | None
     test: bool

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import Field
 
 from core.checkout.schemas import CurrencyOut
-from core.schemas import CamelModel
+from core.schemas import CamelModel, ExactDecimal
 
 
 class SubscriptionStatus(StrEnum):
@@ -38,7 +37,7 @@ class SubscriptionOut(CamelModel):
     test: bool
     customer_uuid: str
     frequency: int
-    allowance: Decimal
+    allowance: ExactDecimal
     subscription_status: str
     stopped: bool
     last_billing_date: datetime | None

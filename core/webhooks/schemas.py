@@ -5,14 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, StrictInt, field_validator
 
 from core.events.types import EVENT_TYPES
 from core.schemas import CamelModel
 
 EndpointUrl = Annotated[str, Field(min_length=1, max_length=2000)]
-EventTypeList = Annotated[list[str], Field(min_length=1, max_length=len(EVENT_TYPES) + 1)]
 ALL_TYPES = "*"
+EventTypeList = Annotated[
+    list[str],
+    Field(
+        min_length=1,
+        max_length=len(EVENT_TYPES) + 1,
+        json_schema_extra={"items": {"type": "string", "enum": [ALL_TYPES, *EVENT_TYPES]}},
+    ),
+]
 
 
 def _known_types(value: list[str] | None) -> list[str] | None:
@@ -30,7 +37,7 @@ class EndpointCreate(CamelModel):
     event_types: EventTypeList | None = Field(
         default=None, description='Event types to receive; absent or ["*"] means every type'
     )
-    active: bool = True
+    active: StrictBool = True
 
     _check_types = field_validator("event_types")(_known_types)
 
@@ -41,7 +48,7 @@ class EndpointUpdate(CamelModel):
     url: EndpointUrl | None = None
     description: Annotated[str, Field(max_length=500)] | None = None
     event_types: EventTypeList | None = None
-    active: bool | None = None
+    active: StrictBool | None = None
 
     _check_types = field_validator("event_types")(_known_types)
 
@@ -70,7 +77,7 @@ class EndpointList(CamelModel):
 
 
 class RotateSecretIn(CamelModel):
-    overlap_hours: Annotated[int, Field(ge=0, le=24 * 7)] = Field(
+    overlap_hours: Annotated[StrictInt, Field(ge=0, le=24 * 7)] = Field(
         default=24, description="How long the previous secret keeps signing and verifying"
     )
 

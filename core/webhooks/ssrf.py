@@ -24,7 +24,10 @@ class BlockedTarget(OSError):
 
 async def system_resolve(host: str, port: int) -> list[str]:
     loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except UnicodeError as exc:  # IDNA refuses the name (a label over 63 characters, ...)
+        raise socket.gaierror(socket.EAI_NONAME, f"not a valid host name: {exc}") from exc
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 

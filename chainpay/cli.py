@@ -365,6 +365,7 @@ chains configured it runs a local devnet (two anvil chains with test stablecoins
 
     settings = _settings()
     configure_logging(settings.log_level)
+    settings.check_chains()  # a chain mistake is reported before the first start writes anything
     _prepare_database(settings)
     if not devnet.needs_devnet(settings):
         _first_start(settings, devnet_mode=False)

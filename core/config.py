@@ -21,7 +21,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from core.chains import ChainConfig, ChainRegistry, ConfigurationError, load_chain_configs
+from core.chains import (
+    ChainConfig,
+    ChainRegistry,
+    ConfigurationError,
+    load_chain_configs,
+    tokens_without_decimals,
+)
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./chainpay.db"
 ENV_PREFIX = "CHAINPAY_"
@@ -150,6 +156,15 @@ class Settings(BaseSettings):
     def chain_configs(self) -> list[ChainConfig]:
         """Chains from the settings plus those of `chains_file` (the file's win on the same id)."""
         return [config for config, _origin in self._chain_configs_with_origin()]
+
+    def check_chains(self) -> None:
+        """Raise ConfigurationError now for chain settings that cannot work, before anything is
+        written (tokens whose decimals start-up will read from the contract pass here)."""
+        to_read = {
+            (config.id, token.contract.lower()): 0
+            for config, token in tokens_without_decimals(self.chain_configs())
+        }
+        self.chain_registry(to_read)
 
     def chain_registry(
         self, decimals: Mapping[tuple[int, str], int] | None = None

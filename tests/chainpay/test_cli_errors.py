@@ -93,6 +93,17 @@ def test_unknown_chain_without_tokens_is_a_short_error(tmp_path: Path) -> None:
     assert str(tmp_path / "chainpay.toml") in said
 
 
+def test_serve_reports_a_chain_mistake_before_its_first_start_writes_anything(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "chainpay.toml").write_text(
+        '[[chains]]\nid = 999\nrpc_urls = ["http://127.0.0.1:9"]\n'
+    )
+    said = short_error(chainpay(tmp_path, "serve"), 2)
+    assert "chain 999 is not a well-known chain: list its tokens" in said
+    assert not (tmp_path / "chainpay.db").exists()  # no organization made, no key printed
+
+
 def test_devnet_pay_with_nothing_running_names_the_rpc_url(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     (tmp_path / "chainpay-devnet.toml").write_text(

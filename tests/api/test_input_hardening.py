@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from typing import Any
 
 import httpx
@@ -209,6 +210,39 @@ def test_invalid_utf8_or_too_deep_body_is_400_invalid_json(api: Api, raw: bytes)
         "param": "body",
     }
     assert products(api) == before
+
+
+def nested(depth: int, leaf: Any = "v") -> Any:
+    for _ in range(depth):
+        leaf = {"k": leaf}
+    return leaf
+
+
+def test_a_body_nested_past_the_limit_is_400_even_with_the_recursion_limit_web3_sets(
+    base_url: str, tenant: Tenant, api: Api
+) -> None:
+    # Importing web3 (py_ecc) raises the recursion limit to 100,000; the JSON parser recursed
+    # that deep on the C stack and the whole process died of a segmentation fault.
+    papaya = httpx.Client(base_url=base_url + "/api", headers={"X-API-Key": tenant.key})
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 100_000))
+    try:
+        for raw in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000):
+            response = api.post("/product", content=raw, headers={"Content-Type": "application/json"})
+            assert response.status_code == 400, response.text
+            assert response.json()["code"] == "invalid_json"
+        # 64 levels is the limit: metadata that deep is still taken (the invoice is made), 65 not.
+        deepest = {"rate": 5, "metadata": nested(63)}  # the body, then 63 objects: 64 levels
+        assert papaya.post("/invoice", json=deepest).status_code == 200
+        too_deep = papaya.post("/invoice", json={"rate": 5, "metadata": nested(64)})
+        assert too_deep.status_code == 400, too_deep.text
+        assert too_deep.json()["code"] == "invalid_json"
+        # Brackets inside strings are text, not nesting.
+        text = {"rate": 5, "metadata": {"note": "[" * 1000 + "{" * 1000}}
+        assert papaya.post("/invoice", json=text).status_code == 200
+    finally:
+        sys.setrecursionlimit(limit)
+    assert api.get("/product").status_code == 200  # and the server is still there
 
 
 # --- 4. negative zero and exponent forms -------------------------------------------------------

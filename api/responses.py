@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from itertools import accumulate
 from typing import Any
 
 import simplejson
@@ -16,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core import safe_json
 from core.text import Location, text_problems
 
 
@@ -94,24 +93,6 @@ class UnstorableText(StarletteHTTPException):
         self.problems = problems
 
 
-# Deeper bodies are refused before parsing. The parser recurses once per level on the C stack,
-# bounded only by sys.getrecursionlimit(), which importing web3 (py_ecc) raises to 100,000: a
-# 200 KB body of '[' then overflows the stack and kills the whole process, watchers included.
-MAX_JSON_DEPTH = 64
-_JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"', re.DOTALL)  # possessive: no backtracking
-_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
-_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
-
-
-def json_depth(text: str) -> int:
-    """How deeply arrays and objects nest in JSON `text` (brackets inside strings don't count),
-    or MAX_JSON_DEPTH when it has too few brackets to nest deeper than that."""
-    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
-        return MAX_JSON_DEPTH  # cannot be deeper: skip the scan (almost every request)
-    brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text))
-    return max(accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0)
-
-
 class ExactJSONRequest(Request):
     """A request whose JSON body keeps every number exact (floats become Decimal), is strictly
     valid Unicode, and holds only text the databases can store."""
@@ -125,10 +106,9 @@ class ExactJSONRequest(Request):
             except UnicodeDecodeError as exc:
                 doc = body.decode("utf-8", "replace")
                 raise json.JSONDecodeError("invalid UTF-8", doc, exc.start) from exc
-            if json_depth(text) > MAX_JSON_DEPTH:
-                raise json.JSONDecodeError("nested too deeply", text, 0)
             try:
-                parsed = json.loads(text, parse_float=Decimal, parse_constant=_no_constants)
+                # Depth-checked first: see core/safe_json.py (a deep body killed the process).
+                parsed = safe_json.loads(text, parse_float=Decimal, parse_constant=_no_constants)
             except RecursionError as exc:
                 raise json.JSONDecodeError("nested too deeply", text, 0) from exc
             problems = text_problems(parsed)

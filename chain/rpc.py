@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
-import json
 import random
 import re
 import time
@@ -21,6 +20,8 @@ from typing import Any, TypeVar
 import httpx
 import orjson
 import structlog
+
+from core import safe_json
 
 log = structlog.get_logger(__name__)
 
@@ -62,9 +63,9 @@ def _parse_fast(content: bytes) -> Any:
     amount as a JSON number. What it refuses goes to the standard parser, which has the last word.
     """
     try:
-        return orjson.loads(content)
+        return orjson.loads(content)  # its own nesting limit (1024), no recursion on the C stack
     except orjson.JSONDecodeError:
-        return json.loads(content)
+        return safe_json.loads(content)
 
 
 def _log_filter(
@@ -197,7 +198,7 @@ class RpcPool:
                         body = (
                             _parse_fast(response.content)
                             if digest
-                            else json.loads(response.content)
+                            else safe_json.loads(response.content)
                         )
                         if digest is not None and isinstance(body, dict) and not body.get("error"):
                             try:

@@ -91,6 +91,7 @@ def create_app(
     if resolve is not system_resolve:
         context = dataclasses.replace(context, resolve=resolve)
     app.state.checkout_context = context
+    app.state.clock = context.clock  # the process's one clock (core/clock.py)
     app.state.secret_box = SecretBox.from_settings(settings)
     app.state.resolve = resolve
     install_error_handlers(app)

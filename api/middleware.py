@@ -7,7 +7,6 @@ import binascii
 import hashlib
 import math
 import re
-import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -188,7 +187,7 @@ class RateLimitMiddleware:
         if credential is None or self.limiter.limit_per_minute <= 0:
             await self.app(scope, receive, send)
             return
-        now = time.time()
+        now = scope["app"].state.clock.now().timestamp()
         bucket = hashlib.sha256(credential.encode()).hexdigest()
         allowed, remaining, reset_at = self.limiter.hit(bucket, now)
         headers = [
@@ -268,6 +267,7 @@ class IdempotencyMiddleware:
             key=key,
             fingerprint=fingerprint,
             ttl=self.ttl,
+            now=scope["app"].state.clock.now(),
         )
         if isinstance(outcome, idempotency.Replay):
             await send(

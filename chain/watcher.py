@@ -27,6 +27,7 @@ from chain.rpc import AllEndpointsFailed, Endpoint, RangeTooLarge, RpcError, Rpc
 from core.chains import Chain
 from core.chainstate import service as chainstate
 from core.checkout.context import CheckoutContext
+from core.cursor import IdCursor
 from core.db import transaction
 from core.payments import service as payments_service
 from core.payments.schemas import Transfer
@@ -35,10 +36,6 @@ log = structlog.get_logger(__name__)
 
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 _TOPIC_PADDING = "0x" + "0" * 24  # an address as an indexed topic: 12 zero bytes, then 20
-# Session ids the address cursor skipped are looked for again if they are among the newest
-# RECENT_IDS ids (only those can belong to a transaction still in flight), for this long.
-RECENT_IDS = 1_000
-ADDRESS_HOLE_SECONDS = 600.0
 # Reconnecting a failed newHeads socket: first after ~1 s, doubling up to ~1 min (with jitter).
 WS_RETRY_FIRST = 1.0
 WS_RETRY_MAX = 60.0
@@ -198,6 +195,7 @@ class ChainWatcher:
         self.sessionmaker = sessionmaker
         self.context = context
         self.owner = owner or default_owner()
+        self.lease = chainstate.watcher_lease(chain.id)
         self.poll_interval = poll_interval
         self.lease_ttl = lease_ttl
         self.start_block = start_block
@@ -209,9 +207,7 @@ class ChainWatcher:
         self._block_cache: dict[int, dict[str, Any]] = {}
         # Every deposit address as the 32-byte topic a Transfer to it carries, lower-case.
         self._address_topics: set[str] = set()
-        self._address_cursor = 0
-        self._address_holes: dict[int, float] = {}  # skipped session id -> when first missed
-        self._last_expiry = 0.0
+        self._address_cursor = IdCursor()  # over session ids, with the ones that commit late
         self._prefetch: tuple[int, int, asyncio.Task[tuple[int, list[Matched]]]] | None = None
         self.active = False
 
@@ -299,7 +295,7 @@ class ChainWatcher:
     async def _release(self) -> None:
         try:
             async with transaction(self.sessionmaker) as session:
-                await chainstate.release_lease(session, self.chain.id, self.owner)
+                await chainstate.release_lease(session, self.lease, self.owner)
         except Exception:
             log.warning("watcher_lease_release_failed", chain_id=self.chain.id)
 
@@ -493,28 +489,19 @@ class ChainWatcher:
         old enough to be rollbacks; otherwise a payment to such a session would never match.
         """
         now = time.monotonic()
+        cursor = self._address_cursor
         async with self.sessionmaker() as session:
-            if self._address_holes:
-                for number, since in list(self._address_holes.items()):
-                    if now - since > ADDRESS_HOLE_SECONDS:
-                        del self._address_holes[number]
-                for number, address in await chainstate.deposit_addresses_by_id(
-                    session, sorted(self._address_holes)
-                ):
-                    self._address_topics.add(address_topic(address))
-                    self._address_holes.pop(number, None)
+            cursor.expire(now)
+            if cursor.holes:
+                found = await chainstate.deposit_addresses_by_id(session, cursor.pending())
+                self._address_topics.update(address_topic(address) for _, address in found)
+                cursor.filled(number for number, _ in found)
             while True:
-                rows = await chainstate.deposit_addresses_since(session, self._address_cursor)
+                rows = await chainstate.deposit_addresses_since(session, cursor.position)
                 if not rows:
                     return
                 self._address_topics.update(address_topic(address) for _, address in rows)
-                expected = self._address_cursor + 1
-                newest = rows[-1][0]
-                for number, _ in rows:
-                    for missing in range(max(expected, newest - RECENT_IDS), number):
-                        self._address_holes.setdefault(missing, now)
-                    expected = number + 1
-                self._address_cursor = newest
+                cursor.advance([number for number, _ in rows], now)
 
     async def _find_fork(self, ledger: list[Any]) -> int | None:
         """None when the ledger's tip is still canonical, else the last common height."""
@@ -530,7 +517,9 @@ class ChainWatcher:
 
     async def _rewind(self, fork: int, head: int, head_block: dict[str, Any]) -> None:
         async with transaction(self.sessionmaker) as session:
-            if not await chainstate.hold_lease(session, self.chain.id, self.owner, self.lease_ttl):
+            if not await chainstate.hold_lease(
+                session, self.lease, self.owner, self.lease_ttl, now=self.context.clock.now()
+            ):
                 self.active = False
                 return
             orphaned = await payments_service.orphan_from(
@@ -552,7 +541,9 @@ class ChainWatcher:
         blocks: list[tuple[int, str, str]],
     ) -> None:
         async with transaction(self.sessionmaker) as session:
-            if not await chainstate.hold_lease(session, self.chain.id, self.owner, self.lease_ttl):
+            if not await chainstate.hold_lease(
+                session, self.lease, self.owner, self.lease_ttl, now=self.context.clock.now()
+            ):
                 if self.active:
                     log.info("watcher_standby", chain_id=self.chain.id, owner=self.owner)
                 self.active = False
@@ -561,11 +552,11 @@ class ChainWatcher:
                 log.info("watcher_active", chain_id=self.chain.id, owner=self.owner)
             self.active = True
             await chainstate.set_head(session, self.chain.id, head, str(head_block["hash"]).lower())
+            # Every session this step settles, locked in one ordered pass (no deadlock with
+            # another chain's step or the expiry job), before either call below decides one.
+            await payments_service.lock_step_sessions(session, self.chain.id, transfers, final)
             await payments_service.apply_transfers(session, self.context, transfers)
             await chainstate.record_blocks(session, self.chain.id, blocks)
             await chainstate.forget_blocks(session, self.chain.id, through=final)
             await chainstate.set_cursor(session, self.chain.id, scanned_through)
             await payments_service.confirm_through(session, self.context, self.chain.id, final)
-            if time.monotonic() - self._last_expiry > 5:
-                await payments_service.expire_due_sessions(session, self.context)
-                self._last_expiry = time.monotonic()

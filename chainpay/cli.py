@@ -407,7 +407,7 @@ def watcher() -> None:
 
 @app.command()
 def worker() -> None:
-    """Run only the webhook sender (scale-out role; any number of them share the work)."""
+    """Run the webhook sender and the periodic jobs (scale-out role; any number share the work)."""
     from chainpay import roles
 
     settings = _settings()

@@ -3,8 +3,8 @@
 Every role stops the same way on SIGTERM (systemd, Docker, Kubernetes) and SIGINT (Ctrl-C):
 it stops taking work, lets what is in flight finish for up to SHUTDOWN_GRACE_SECONDS (a
 watcher's step commits or, cancelled, rolls back; webhook posts are recorded or handed back),
-gives back its watcher leases so a successor takes over at once, closes its engines and exits
-with 0. A second signal exits at once (128 + the signal's number).
+gives back its watcher and job leases so a successor takes over at once, closes its engines
+and exits with 0. A second signal exits at once (128 + the signal's number).
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ from typing import Any
 
 import structlog
 import uvicorn
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.app import create_app
 from chain.watcher import ChainWatcher
 from chainpay import startup
+from chainpay.scheduler import JobScheduler, default_jobs
 from core.checkout.context import CheckoutContext
 from core.config import Settings
 from core.db import create_engine, create_sessionmaker
@@ -119,10 +121,8 @@ def _api_server(
     context: CheckoutContext,
     host: str | None,
     port: int | None,
-    sender: WebhookSender | None = None,
 ) -> uvicorn.Server:
     app = create_app(settings, checkout_context=context)
-    app.state.webhook_sender = sender  # the API wakes it when a test delivery is queued
     config = uvicorn.Config(
         app,
         host=host or settings.host,
@@ -191,27 +191,20 @@ async def watcher(settings: Settings) -> None:
     await run_watchers(settings, stop)
 
 
-async def run_sender(
-    settings: Settings, stop: asyncio.Event, sender: WebhookSender | None = None
-) -> None:
-    """The webhook sender until `stop` is set (posts in flight are recorded or handed back)."""
-    engine = create_engine(settings.database_url)
-    try:
-        sender = sender or WebhookSender(create_sessionmaker(engine), settings)
-        await sender.run(stop)
-    finally:
-        await engine.dispose()
+def _scheduler(
+    settings: Settings, context: CheckoutContext, sessionmaker: async_sessionmaker[AsyncSession]
+) -> JobScheduler:
+    return JobScheduler(
+        sessionmaker,
+        default_jobs(settings, context),
+        context.clock,
+        lease_ttl=timedelta(seconds=settings.job_lease_seconds),
+    )
 
 
 async def worker(settings: Settings) -> None:
-    """Only the webhook sender (scale-out role; senders share the outbox without overlap)."""
-    stop = asyncio.Event()
-    _stop_on_signals(stop)
-    await run_sender(settings, stop)
-
-
-async def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
-    """Everything in one asyncio process: the API, a watcher per chain, the webhook sender."""
+    """The webhook sender and the periodic jobs (scale-out role; senders share the outbox
+    without overlap, and a named lease runs each job in one worker at a time)."""
     stop = asyncio.Event()
     _stop_on_signals(stop)
     context = await startup.checkout_context(settings)
@@ -219,11 +212,40 @@ async def serve(settings: Settings, *, host: str | None = None, port: int | None
         return
     engine = create_engine(settings.database_url)
     try:
-        sender = WebhookSender(create_sessionmaker(engine), settings)
-        server = _api_server(settings, context, host, port, sender)
+        sessionmaker = create_sessionmaker(engine)
+        sender = WebhookSender(sessionmaker, settings, clock=context.clock.now)
+        await _wind_down(
+            [
+                asyncio.create_task(sender.run(stop), name="webhook-sender"),
+                asyncio.create_task(
+                    _scheduler(settings, context, sessionmaker).run(stop), name="scheduler"
+                ),
+            ],
+            stop,
+        )
+    finally:
+        await engine.dispose()
+
+
+async def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
+    """Everything in one asyncio process: the API, a watcher per chain, the webhook sender,
+    the periodic jobs."""
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    context = await startup.checkout_context(settings)
+    if stop.is_set():
+        return
+    engine = create_engine(settings.database_url)
+    try:
+        sessionmaker = create_sessionmaker(engine)
+        sender = WebhookSender(sessionmaker, settings, clock=context.clock.now)
+        server = _api_server(settings, context, host, port)  # commits wake the sender
         background = [
             asyncio.create_task(run_watchers(settings, stop, context), name="watchers"),
             asyncio.create_task(sender.run(stop), name="webhook-sender"),
+            asyncio.create_task(
+                _scheduler(settings, context, sessionmaker).run(stop), name="scheduler"
+            ),
         ]
         try:
             await _serve_until(server, stop)

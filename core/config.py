@@ -136,6 +136,26 @@ class Settings(BaseSettings):
     webhook_disable_after_exhausted: int = Field(
         default=5, ge=1, description="Events in a row that use up every retry disable an endpoint"
     )
+    retention_days: int = Field(
+        default=30,
+        ge=1,
+        description="Days webhook attempt logs and finished events (with their deliveries) are kept",
+    )
+    job_checkout_expire_seconds: float = Field(
+        default=15.0, gt=0, le=3600, description="How often overdue sessions are expired"
+    )
+    job_idempotency_purge_seconds: float = Field(
+        default=3600.0, gt=0, le=7 * 86400, description="How often old Idempotency-Key records go"
+    )
+    job_webhooks_retention_seconds: float = Field(
+        default=86400.0, gt=0, le=7 * 86400, description="How often old webhook records go"
+    )
+    job_lease_seconds: int = Field(
+        default=300,
+        ge=5,
+        le=86400,
+        description="A job run's lease: a worker that dies mid-run is replaced after this",
+    )
     auto_migrate: bool | None = Field(
         default=None,
         description="Run migrations when `chainpay serve` starts; default: on for SQLite, off for PostgreSQL",

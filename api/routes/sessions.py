@@ -13,7 +13,6 @@ from api.routing import both_slashes, make_router
 from core.checkout import service as checkout_service
 from core.checkout.exceptions import SessionNotOpen
 from core.checkout.schemas import LinkOut, SessionCreate, SessionOut, TransactionStatusOut
-from core.models.base import utcnow
 from core.subscriptions import service as subscriptions_service
 
 router = make_router(prefix="/transaction", tags=["sessions"])
@@ -49,7 +48,7 @@ async def get_session(
 ) -> Response:
     """A session with its status, amounts per token and payment progress."""
     checkout = await checkout_service.get_session(session, principal, session_uuid)
-    if close_to_expire_error and checkout.expires_at - utcnow() < CLOSE_TO_EXPIRY:
+    if close_to_expire_error and checkout.expires_at - context.clock.now() < CLOSE_TO_EXPIRY:
         raise SessionNotOpen(
             "This session is expired or about to expire",
             param="uuid",

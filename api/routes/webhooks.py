@@ -60,12 +60,6 @@ def _allow_private(request: Request) -> bool:
     return bool(request.app.state.settings.webhooks_allow_private)
 
 
-def _wake_sender(request: Request) -> None:
-    sender = getattr(request.app.state, "webhook_sender", None)
-    if sender is not None:
-        sender.wake()
-
-
 def endpoint_out(endpoint: WebhookEndpoint) -> EndpointOut:
     types = outbox.event_types_of(endpoint)
     return EndpointOut(
@@ -244,13 +238,11 @@ async def rotate_endpoint_secret(
 
 @router.post("/endpoints/{endpoint_uuid}/test", response_model=TestDeliveryOut, status_code=202)
 async def send_test_event(
-    endpoint_uuid: EndpointUUID, request: Request, session: SessionDep, principal: CurrentPrincipal
+    endpoint_uuid: EndpointUUID, session: SessionDep, principal: CurrentPrincipal
 ) -> Response:
     """Queue a `webhook.test` delivery to this endpoint (sent within a second by the sender)."""
     event, delivery = await webhooks_service.send_test(session, principal, endpoint_uuid)
     record = await webhooks_service.delivery_record(session, delivery)
-    await session.commit()
-    _wake_sender(request)
     return model_response(
         TestDeliveryOut(event_id=event.uuid, delivery=delivery_out(record)), status_code=202
     )
@@ -273,7 +265,6 @@ async def list_deliveries(
 @router.post("/events/{event_id}/redeliver", response_model=DeliveryList, status_code=202)
 async def redeliver_event(
     event_id: Annotated[str, Path(min_length=1, max_length=36, description="Event id (evt_…)")],
-    request: Request,
     session: SessionDep,
     principal: CurrentPrincipal,
     body: RedeliverIn | None = None,
@@ -282,6 +273,4 @@ async def redeliver_event(
     records = await webhooks_service.redeliver(
         session, principal, event_id, (body or RedeliverIn()).endpoint_uuid
     )
-    await session.commit()
-    _wake_sender(request)
     return model_response(DeliveryList(items=[delivery_out(r) for r in records]), status_code=202)

@@ -1,51 +1,63 @@
-"""What the watcher persists per chain: cursor, unfinal block ledger, head, and its lease."""
+"""What the watcher persists per chain (cursor, unfinal block ledger, head), and named leases."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.models import ChainCursor, ChainHead, CheckoutSession, LedgerBlock, WatcherLease
+from core.models import ChainCursor, ChainHead, CheckoutSession, JobRun, Lease, LedgerBlock
 from core.models.base import utcnow
 
 
-async def hold_lease(session: AsyncSession, chain_id: int, owner: str, ttl: timedelta) -> bool:
-    """Take or renew the chain's lease inside the caller's transaction (which fences the step).
+def watcher_lease(chain_id: int) -> str:
+    """The lease that keeps one watcher active per chain."""
+    return f"watcher:{chain_id}"
 
-    On PostgreSQL a competing watcher's UPDATE waits on the row and then sees the new owner,
-    so two processes never both commit a step for the same chain.
+
+def job_lease(job: str) -> str:
+    """The lease that keeps one run of a periodic job (`checkout.expire`) at a time."""
+    return f"job:{job}"
+
+
+async def hold_lease(
+    session: AsyncSession, name: str, owner: str, ttl: timedelta, *, now: datetime
+) -> bool:
+    """Take or renew the named lease inside the caller's transaction (which fences the step).
+
+    On PostgreSQL a competing holder's UPDATE waits on the row and then sees the new owner,
+    so two processes never both commit a step under the same lease.
     """
-    now = utcnow()
     result = await session.execute(
-        update(WatcherLease)
-        .where(
-            WatcherLease.chain_id == chain_id,
-            (WatcherLease.owner == owner) | (WatcherLease.expires_at < now),
-        )
+        update(Lease)
+        .where(Lease.name == name, (Lease.owner == owner) | (Lease.expires_at < now))
         .values(owner=owner, expires_at=now + ttl)
     )
     if int(getattr(result, "rowcount", 0) or 0) == 1:
         return True
-    if await session.get(WatcherLease, chain_id) is not None:
+    if await session.get(Lease, name) is not None:
         return False
     try:
         async with session.begin_nested():
             await session.execute(
-                insert(WatcherLease).values(chain_id=chain_id, owner=owner, expires_at=now + ttl)
+                insert(Lease).values(name=name, owner=owner, expires_at=now + ttl)
             )
     except IntegrityError:
         return False
     return True
 
 
-async def release_lease(session: AsyncSession, chain_id: int, owner: str) -> None:
-    await session.execute(
-        delete(WatcherLease).where(WatcherLease.chain_id == chain_id, WatcherLease.owner == owner)
-    )
+async def release_lease(session: AsyncSession, name: str, owner: str) -> None:
+    """Give the lease up (a successor takes over at once), if `owner` still holds it."""
+    await session.execute(delete(Lease).where(Lease.name == name, Lease.owner == owner))
+
+
+async def job_runs(session: AsyncSession) -> Sequence[JobRun]:
+    """Every periodic job's last outcome, by name (what GET /health shows)."""
+    return (await session.scalars(select(JobRun).order_by(JobRun.name))).all()
 
 
 async def cursor(session: AsyncSession, chain_id: int) -> int | None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from core.chains import ChainRegistry
+from core.clock import Clock, SystemClock
 from core.config import Settings
 from core.webhooks.ssrf import Resolve, system_resolve
 
@@ -24,6 +25,8 @@ class CheckoutContext:
     resolve: Resolve = field(default=system_resolve, compare=False)
     # (chain id, lower-case contract) -> Currency id; ids never change once assigned.
     currency_ids: dict[tuple[int, str], int] = field(default_factory=dict, compare=False)
+    # The process's one source of `now` for decisions (expiry, lateness, settlement times).
+    clock: Clock = field(default_factory=SystemClock, compare=False)
 
     @classmethod
     def from_settings(
@@ -32,6 +35,7 @@ class CheckoutContext:
         *,
         decimals: Mapping[tuple[int, str], int] | None = None,
         bot_username: str | None = None,
+        clock: Clock | None = None,
     ) -> CheckoutContext:
         """`decimals` and `bot_username` are what start-up learned from the chains and getMe."""
         return cls(
@@ -41,6 +45,7 @@ class CheckoutContext:
             public_url=settings.public_url,
             bot_username=(settings.telegram_bot_username or bot_username or "").lstrip("@") or None,
             webhooks_allow_private=settings.webhooks_allow_private,
+            clock=clock or SystemClock(),
         )
 
     def link(self, uuid: str) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.catalog import service as catalog_service
 from core.catalog.exceptions import CustomerNotFound, ProductNotFound
+from core.checkout import repository as checkout_repository
 from core.checkout.context import CheckoutContext
 from core.checkout.exceptions import (
     NoAcceptedTokens,
@@ -169,7 +170,7 @@ async def create_session(
         await session.flush()
 
     address = await wallet_service.allocate_address(session, principal.organization_id)
-    now = utcnow()
+    now = context.clock.now()
     checkout = CheckoutSession(
         organization_id=principal.organization_id,
         created_by_user_id=principal.user_id,
@@ -278,6 +279,9 @@ async def get_session_by_id(
 async def cancel_session(session: AsyncSession, principal: Principal, uuid: str) -> CheckoutSession:
     """Cancel an open session (created or partly paid). Money arriving later is still recorded."""
     checkout = await get_session(session, principal, uuid)
+    # Decided on the locked row: a payment settling at the same time is either seen here
+    # (a completed session is not open) or comes after and sees the cancellation.
+    checkout = (await checkout_repository.lock_sessions(session, [checkout.id]))[checkout.id]
     if SessionStatus(checkout.status) not in OPEN_STATUSES:
         raise SessionNotOpen(
             f"Only open sessions can be cancelled; this one is {checkout.status}", param="uuid"

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from core.db import insert_many
 from core.events.canonical import canonical_json
+from core.events.wakeup import notify_on_commit
 from core.models import Event, WebhookDelivery
 from core.models.base import utcnow
 from core.webhooks import outbox
@@ -148,6 +149,7 @@ async def emit(
         top_level=top_level,
     )
     pending = await _pending(session)
+    notify_on_commit(session)
     number = len(pending.events)
     pending.events.append(row)
     for delivery in await outbox.deliveries_for(
@@ -180,4 +182,5 @@ async def emit_now(
     )
     session.add(event)
     await session.flush()
+    notify_on_commit(session)
     return event

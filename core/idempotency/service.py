@@ -10,7 +10,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.models import IdempotencyRecord
-from core.models.base import utcnow
 
 # A request that died between claiming a key and storing its answer frees the key after this.
 STALE_IN_FLIGHT = timedelta(minutes=2)
@@ -48,9 +47,9 @@ async def claim(
     key: str,
     fingerprint: str,
     ttl: timedelta,
+    now: datetime,
 ) -> Outcome:
     """Claim `key` for this request, or say what to do instead. Commits its own transaction."""
-    now = utcnow()
     async with sessionmaker() as session:
         existing = await session.scalar(
             select(IdempotencyRecord).where(
@@ -103,12 +102,19 @@ async def release(sessionmaker: async_sessionmaker[AsyncSession], record_id: int
         await session.commit()
 
 
-async def purge_expired(session: AsyncSession, *, ttl: timedelta) -> int:
-    """Delete records older than the TTL (a periodic job: `idempotency.purge`)."""
-    result = await session.execute(
-        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < utcnow() - ttl)
+async def purge_expired(session: AsyncSession, *, now: datetime, ttl: timedelta, limit: int) -> int:
+    """Delete up to `limit` records older than the TTL, oldest first. Returns how many."""
+    oldest = (
+        select(IdempotencyRecord.id)
+        .where(IdempotencyRecord.created_at < now - ttl)
+        .order_by(IdempotencyRecord.created_at, IdempotencyRecord.id)
+        .limit(limit)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    ids = list(await session.scalars(oldest))
+    if not ids:
+        return 0
+    await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id.in_(ids)))
+    return len(ids)
 
 
 def _reusable(record: IdempotencyRecord, now: datetime, ttl: timedelta) -> bool:

@@ -2,9 +2,9 @@
 
 from core.models.base import Base
 from core.models.catalog import Customer, Product
-from core.models.chain_state import ChainCursor, ChainHead, LedgerBlock, WatcherLease
+from core.models.chain_state import ChainCursor, ChainHead, JobRun, Lease, LedgerBlock
 from core.models.checkout import CheckoutSession, Currency, SessionQuote
-from core.models.events import Event
+from core.models.events import Event, EventConsumer
 from core.models.idempotency import IdempotencyRecord
 from core.models.orgs import ApiKey, Organization, User
 from core.models.payments import Payment
@@ -22,8 +22,10 @@ __all__ = [
     "ChainCursor",
     "ChainHead",
     "Event",
+    "EventConsumer",
     "LedgerBlock",
-    "WatcherLease",
+    "JobRun",
+    "Lease",
     "Base",
     "CheckoutSession",
     "Currency",

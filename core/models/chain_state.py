@@ -1,4 +1,5 @@
-"""What the watcher knows of each chain: the latest head (for confirmations x/N)."""
+"""What the watcher knows of each chain (head, cursor, block ledger), and the named leases and
+run records that keep one holder per chain and per periodic job."""
 
 from __future__ import annotations
 
@@ -40,11 +41,26 @@ class LedgerBlock(Base):
     parent_hash: Mapped[str] = mapped_column(String(66))
 
 
-class WatcherLease(Base):
-    """Exactly one active watcher per chain across processes: whoever holds an unexpired lease."""
+class Lease(Base):
+    """Exactly one holder of a named piece of work across processes: whoever holds an unexpired
+    lease. Names: `watcher:<chain id>` (one active watcher per chain), `job:<domain.action>`
+    (one run of a periodic job at a time)."""
 
-    __tablename__ = "watcher_leases"
+    __tablename__ = "leases"
 
-    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
     owner: Mapped[str] = mapped_column(String(100))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class JobRun(Base):
+    """The last outcome of each periodic job, shared by every worker (shown by GET /health)."""
+
+    __tablename__ = "job_runs"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # How many rows the last successful run handled (expired, purged, deleted).
+    last_count: Mapped[int | None] = mapped_column(BigInteger)
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.models.base import Base, UTCDateTime, utcnow
@@ -31,3 +31,16 @@ class Event(Base):
     # Canonical JSON of the event's data (camelCase), decided when the event happens.
     payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EventConsumer(Base):
+    """One reader of the outbox besides webhooks (the bot, ...): every event up to `after_id`
+    was handled, except the ids in `holes` (skipped while their transaction was in flight)."""
+
+    __tablename__ = "event_consumers"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    after_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    # JSON object: skipped event id -> Unix time it was first missed (see core/cursor.py).
+    holes: Mapped[str] = mapped_column(Text, default="{}")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -14,9 +14,17 @@ from eth_hash.auto import keccak
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.checkout import repository as checkout_repository
 from core.checkout import service as checkout_service
 from core.checkout.context import CheckoutContext
-from core.checkout.state import PaymentFact, PaymentStatus, SessionFacts, SessionStatus, decide
+from core.checkout.state import (
+    OPEN_STATUSES,
+    PaymentFact,
+    PaymentStatus,
+    SessionFacts,
+    SessionStatus,
+    decide,
+)
 from core.db import insert_many, on_commit
 from core.errors import NotFound
 from core.events import service as events_service
@@ -31,7 +39,6 @@ from core.models import (
     Subscription,
     User,
 )
-from core.models.base import utcnow
 from core.models.catalog import new_uuid
 from core.money import base_units_to_tokens, base_units_to_usd, normalize
 from core.orgs.schemas import Principal
@@ -98,6 +105,9 @@ async def apply_transfers(
     # of its payments. One query finds those payments and any with a batch transfer's identity
     # (the same log always pays the same address, so in practice these are the same rows).
     touched = {sessions_by_address[u[3]].id: sessions_by_address[u[3]] for u in usable}
+    # Locked before their payments are read: another chain's step crediting the same session
+    # waits here, then reads the payments the first one committed (one query per 500 sessions).
+    touched = await checkout_repository.lock_sessions(session, touched)
     hashes_by_chain: dict[int, set[str]] = {}
     for u in usable:
         hashes_by_chain.setdefault(u[0].chain_id, set()).add(u[0].tx_hash.lower())
@@ -117,7 +127,7 @@ async def apply_transfers(
         ):
             subscription_of[int(session_id)] = int(sub_id)
 
-    now = utcnow()
+    now = context.clock.now()
     changed: list[tuple[CheckoutSession, Payment, bool]] = []
     # New payments are inserted in one statement; a key seen twice in the batch is one payment
     # (the later sighting's block wins, final if either was).
@@ -192,6 +202,43 @@ async def apply_transfers(
     await session.flush()
     del described
     return applied
+
+
+async def lock_step_sessions(
+    session: AsyncSession, chain_id: int, transfers: Sequence[Transfer], final_block: int
+) -> None:
+    """Lock, in one pass in id order, every session a watcher step will settle: those its
+    transfers pay (`apply_transfers`) and those with seen payments now final (`confirm_through`).
+
+    Each of those two locks its own sessions too; a step that let them lock one set after the
+    other could hold one session while waiting for another that a concurrent path (the other
+    chain's step, the expiry job) holds while it waits for the first. Locked here first, they
+    find theirs held already. Two queries and the lock per step, none per session.
+    """
+    addresses = sorted(
+        {checksum_address(t.to_address) for t in transfers if t.amount_base_units > 0}
+    )
+    ids: set[int] = set()
+    for chunk in _chunks(addresses):
+        ids.update(
+            await session.scalars(
+                select(CheckoutSession.id).where(CheckoutSession.deposit_address.in_(chunk))
+            )
+        )
+    ids.update(
+        session_id
+        for session_id in await session.scalars(
+            select(Payment.session_id)
+            .distinct()
+            .where(
+                Payment.chain_id == chain_id,
+                Payment.status == PaymentStatus.SEEN.value,
+                Payment.block_number <= final_block,
+            )
+        )
+        if session_id is not None
+    )
+    await checkout_repository.lock_sessions(session, ids)
 
 
 async def _load_described(
@@ -287,12 +334,14 @@ async def confirm_through(
             )
         )
     ).all()
-    now = utcnow()
-    for payment in rows:
+    now = context.clock.now()
+
+    def confirm(payment: Payment) -> None:
         payment.status = PaymentStatus.CONFIRMED.value
         payment.confirmed_at = now
         payment.updated_at = now
-    await _after_status_change(session, context, rows, now=now)
+
+    await _change_status(session, context, rows, confirm, now=now)
     return list(rows)
 
 
@@ -309,32 +358,46 @@ async def orphan_from(
             )
         )
     ).all()
-    now = utcnow()
-    for payment in rows:
+    now = context.clock.now()
+
+    def orphan(payment: Payment) -> None:
         payment.status = PaymentStatus.ORPHANED.value
         payment.updated_at = now
-    await _after_status_change(session, context, rows, now=now)
+
+    await _change_status(session, context, rows, orphan, now=now)
     return list(rows)
 
 
-async def _after_status_change(
-    session: AsyncSession, context: CheckoutContext, payments: Sequence[Payment], *, now: datetime
+async def _change_status(
+    session: AsyncSession,
+    context: CheckoutContext,
+    payments: Sequence[Payment],
+    change: Callable[[Payment], None],
+    *,
+    now: datetime,
 ) -> None:
-    """Payments whose status the watcher changed: their sessions, then the events."""
+    """Lock the payments' sessions, `change` each payment, then settle the sessions and emit.
+
+    The payments are changed only once their sessions are locked (so this step never holds a
+    payment row while it waits for a session that another path holds while it writes that
+    payment), and every payment of those sessions is read again as of the lock.
+    """
     await session.flush()
-    session_ids = sorted({p.session_id for p in payments if p.session_id is not None})
-    checkouts: dict[int, CheckoutSession] = {}
-    for chunk in _chunks(session_ids):
-        for checkout in await session.scalars(
-            select(CheckoutSession).where(CheckoutSession.id.in_(chunk))
-        ):
-            checkouts[checkout.id] = checkout
+    checkouts = await checkout_repository.lock_sessions(
+        session, {p.session_id for p in payments if p.session_id is not None}
+    )
     payments_of: dict[int, list[Payment]] = {}
     for chunk in _chunks(sorted(checkouts)):
-        for payment in await session.scalars(select(Payment).where(Payment.session_id.in_(chunk))):
+        for payment in await session.scalars(
+            select(Payment)
+            .where(Payment.session_id.in_(chunk))
+            .execution_options(populate_existing=True)
+        ):
             assert payment.session_id is not None
             payments_of.setdefault(payment.session_id, []).append(payment)
     described = await _load_described(session, checkouts.values())
+    for payment in payments:
+        change(payment)
     changed = [
         (checkouts[p.session_id], p, True)
         for p in payments
@@ -384,10 +447,10 @@ async def expire_due_sessions(
     session: AsyncSession, context: CheckoutContext, *, limit: int = 500
 ) -> int:
     """Open sessions past expiresAt become expired (job `checkout.expire`). Returns how many."""
-    now = utcnow()
+    now = context.clock.now()
     due = (
         await session.scalars(
-            select(CheckoutSession)
+            select(CheckoutSession.id)
             .where(
                 CheckoutSession.status.in_(
                     [SessionStatus.CREATED.value, SessionStatus.PENDING.value]
@@ -400,10 +463,18 @@ async def expire_due_sessions(
             .limit(limit)
         )
     ).all()
-    for checkout in due:
+    # Decided on the locked rows: a payment settled meanwhile may have completed one (then it is
+    # left alone), or settles after this and sees it expired.
+    locked = await checkout_repository.lock_sessions(session, due)
+    expiring = [
+        checkout
+        for checkout in locked.values()
+        if SessionStatus(checkout.status) in OPEN_STATUSES and checkout.expires_at < now
+    ]
+    for checkout in expiring:
         await settle(session, context, checkout, now=now)
     await session.flush()
-    return len(due)
+    return len(expiring)
 
 
 SESSION_STATUS_EVENTS = {
@@ -458,9 +529,15 @@ async def settle(
     payments: Sequence[Payment] | None = None,
 ) -> None:
     """Recompute the session from its payments; start or extend its subscription; emit events."""
+    # A no-op when the caller locked it already (as it should have, before deciding to settle).
+    checkout = (await checkout_repository.lock_sessions(session, [checkout.id]))[checkout.id]
     if payments is None:
         payments = (
-            await session.scalars(select(Payment).where(Payment.session_id == checkout.id))
+            await session.scalars(
+                select(Payment)
+                .where(Payment.session_id == checkout.id)
+                .execution_options(populate_existing=True)
+            )
         ).all()
     before = _Before.of(checkout, payments)
     await recompute_session(session, context, checkout, now=now, payments=payments)

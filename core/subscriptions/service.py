@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.checkout import repository as checkout_repository
 from core.checkout import service as checkout_service
 from core.checkout.schemas import CurrencyOut, TransactionStatusOut
 from core.checkout.state import OPEN_STATUSES, SessionStatus
@@ -19,6 +20,7 @@ from core.events import service as events_service
 from core.models import CheckoutSession, Currency, Customer, Payment, Subscription
 from core.models.base import utcnow
 from core.orgs.schemas import Principal
+from core.subscriptions import repository as subscriptions_repository
 from core.subscriptions.schemas import (
     LIVE_STATUSES,
     PapayaSubscriptionOut,
@@ -44,6 +46,8 @@ async def settle(
     Every further price's worth of confirmed payments to the same address adds one period.
     Derived from the payments each time, so replays and reorgs never double-count a period.
     """
+    # The caller holds the session's lock already (then this costs no query).
+    checkout = (await checkout_repository.lock_sessions(session, [checkout.id]))[checkout.id]
     payments = (
         await session.scalars(
             select(Payment)
@@ -51,8 +55,17 @@ async def settle(
             .order_by(Payment.block_number, Payment.log_index, Payment.id)
         )
     ).all()
-    subscription = await session.scalar(
-        select(Subscription).where(Subscription.session_id == checkout.id)
+    # Under the session's lock no one else creates this subscription meanwhile; its own lock
+    # keeps a concurrent cancel from being written over.
+    subscription_id = await session.scalar(
+        select(Subscription.id).where(Subscription.session_id == checkout.id)
+    )
+    subscription = (
+        (await subscriptions_repository.lock_subscriptions(session, [subscription_id])).get(
+            subscription_id
+        )
+        if subscription_id is not None
+        else None
     )
     if subscription is None:
         if checkout.status != SessionStatus.COMPLETED.value or not payments:
@@ -133,6 +146,9 @@ async def start_trial(
     The subscription begins in `trial` without a payment; its payer address, chain, token and
     tx stay empty until the first payment. One trial per Telegram user or email per product.
     """
+    # Decided on the locked session: a payment settling it at the same time creates the
+    # subscription first (then this is refused) or finds the trial and converts it.
+    checkout = (await checkout_repository.lock_sessions(session, [checkout.id]))[checkout.id]
     if checkout.kind != "subscription" or not checkout.trial_seconds:
         raise Conflict("This session offers no trial", param="uuid", code="no_trial")
     if telegram_user_id is None and not email:
@@ -283,6 +299,10 @@ async def cancel(
 ) -> Subscription:
     """Stop a subscription. Before `minPeriods` periods have passed only a forced cancel works."""
     subscription = await get_subscription(session, principal, uuid)
+    # Decided on the locked row: a payment settling at the same time waits, then sees it stopped.
+    subscription = (await subscriptions_repository.lock_subscriptions(session, [subscription.id]))[
+        subscription.id
+    ]
     if SubscriptionStatus(subscription.status) not in LIVE_STATUSES:
         raise Conflict(
             f"This subscription is already {subscription.status}",

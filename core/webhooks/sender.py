@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
 from core.db import transaction
+from core.events.wakeup import WAKEUP
 from core.models.base import utcnow
 from core.webhooks import service as webhooks_service
 from core.webhooks.crypto import SecretBox
@@ -98,7 +99,6 @@ class WebhookSender:
         self._unrecorded: list[tuple[Claim, Outcome]] = []
         self._released: list[Claim] = []
         self._progress = asyncio.Event()  # a post finished
-        self._wake = asyncio.Event()
         self._closing = False
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -155,10 +155,6 @@ class WebhookSender:
             await self._http.close()
             self._http = None
         self._closing = False
-
-    def wake(self) -> None:
-        """Something new is due (e.g. a test delivery was requested): look now."""
-        self._wake.set()
 
     # --- one round ---------------------------------------------------------------------------
 
@@ -289,6 +285,7 @@ class WebhookSender:
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set."""
         log.info("webhook_sender_started", max_in_flight=self.max_in_flight)
+        woken = WAKEUP.subscribe()  # events or deliveries committed in this process: look now
         try:
             while not stop.is_set():
                 try:
@@ -301,7 +298,7 @@ class WebhookSender:
                 if self._unrecorded:
                     continue  # posts finished while the cycle ran: record them now
                 progress = asyncio.ensure_future(self._progress.wait())
-                wake = asyncio.ensure_future(self._wake.wait())
+                wake = asyncio.ensure_future(woken.wait())
                 stopping = asyncio.ensure_future(stop.wait())
                 done, _ = await asyncio.wait(
                     {progress, wake, stopping},
@@ -310,10 +307,11 @@ class WebhookSender:
                 )
                 for waiter in (progress, wake, stopping):
                     waiter.cancel()
-                self._wake.clear()
+                woken.clear()
                 if progress in done and not stop.is_set():
                     await self._gather_more()
         finally:
+            WAKEUP.unsubscribe(woken)
             # Stopping (not cancelled): posts in flight may still be answered, briefly.
             await self.close(grace=STOP_GRACE_SECONDS if stop.is_set() else 0.0)
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Forbidden, NotFound
 from core.events import service as events_service
+from core.events.wakeup import notify_on_commit
 from core.logs import log_on_commit
 from core.models import (
     Event,
@@ -419,6 +420,7 @@ async def redeliver(
         delivery.next_attempt_at = now
         delivery.claimed_until = None
     await session.flush()
+    notify_on_commit(session)  # this process's sender posts them at once
     return await _records(session, deliveries)
 
 

@@ -194,7 +194,7 @@ def test_trailing_slash_forms_answer_without_redirect(api: Api) -> None:
 def test_health_and_version_need_no_key(base_url: str) -> None:
     health = httpx.get(f"{base_url}/health")
     assert health.status_code == 200
-    assert health.json() == {"status": "ok", "database": "ok"}
+    assert health.json() == {"status": "ok", "database": "ok", "jobs": {}}  # no job run yet
     version = httpx.get(f"{base_url}/version").json()
     assert version["version"]
     assert version["apiVersion"]

@@ -22,7 +22,7 @@ from chain.rpc import RpcPool
 from chain.watcher import ChainWatcher
 from core.checkout.context import CheckoutContext
 from core.db import create_engine, create_sessionmaker
-from core.models import CheckoutSession, Event, Payment, WatcherLease
+from core.models import CheckoutSession, Event, Lease, Payment
 from tests.harness.chains import devnet_or_skip, watcher_settings
 from tests.harness.factories import Api
 from tests.harness.rpc_proxy import Faults, rpc_proxy
@@ -257,7 +257,7 @@ def lease_of(database_url: str, chain_id: int) -> str | None:
         engine = create_engine(database_url, pool=False)
         try:
             async with create_sessionmaker(engine)() as session:
-                lease = await session.get(WatcherLease, chain_id)
+                lease = await session.get(Lease, f"watcher:{chain_id}")
                 return lease.owner if lease else None
         finally:
             await engine.dispose()

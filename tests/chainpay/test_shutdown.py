@@ -132,7 +132,13 @@ def rows(url: str, sql: str) -> list[tuple[Any, ...]]:
 
 
 def leases(url: str) -> list[tuple[Any, ...]]:
-    return rows(url, "SELECT chain_id, owner FROM watcher_leases ORDER BY chain_id")
+    """(chain id, owner) of the watcher leases; while a worker runs, a job's lease may come too."""
+    watchers = [
+        (int(name.removeprefix("watcher:")), owner)
+        for name, owner in rows(url, "SELECT name, owner FROM leases ORDER BY name")
+        if name.startswith("watcher:")
+    ]
+    return sorted(watchers)
 
 
 def both_chains_leased(url: str) -> bool:

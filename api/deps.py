@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.middleware import presented_credential
 from core.checkout.context import CheckoutContext
+from core.clock import Clock
 from core.errors import Unauthorized
 from core.orgs import service as orgs_service
 from core.orgs.schemas import Principal
@@ -28,6 +30,15 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def get_now(request: Request) -> datetime:
+    """The request's `now`, read once from the process's clock (every dependency shares it)."""
+    clock: Clock = request.app.state.clock
+    return clock.now()
+
+
+NowDep = Annotated[datetime, Depends(get_now)]
 
 
 class _DocumentedBasic(HTTPBasic):
@@ -51,6 +62,7 @@ _basic_scheme = _DocumentedBasic(
 async def authenticate(
     request: Request,
     session: SessionDep,
+    now: NowDep,
     _key: Annotated[str | None, Depends(_api_key_scheme)] = None,
     _basic: Annotated[object | None, Depends(_basic_scheme)] = None,
 ) -> Principal:
@@ -67,7 +79,7 @@ async def authenticate(
             param="X-API-Key",
             code="missing_api_key",
         )
-    return await orgs_service.authenticate(session, credential)
+    return await orgs_service.authenticate(session, credential, now=now)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]

@@ -23,13 +23,14 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from websockets.asyncio.client import connect as ws_connect
 
+from chain import reorg
 from chain.rpc import AllEndpointsFailed, Endpoint, RangeTooLarge, RpcError, RpcPool
 from core.chains import Chain
 from core.chainstate import service as chainstate
 from core.checkout.context import CheckoutContext
 from core.cursor import IdCursor
 from core.db import transaction
-from core.payments import service as payments_service
+from core.payments import ingest
 from core.payments.schemas import Transfer
 
 log = structlog.get_logger(__name__)
@@ -336,7 +337,7 @@ class ChainWatcher:
 
         # 1. Reorg: is the newest block we scanned still on the chain?
         if ledger:
-            fork = await self._find_fork(ledger)
+            fork = await reorg.find_fork(ledger, self._hash_at)
             if fork is not None:
                 self._drop_prefetch()
                 await self._rewind(fork, head, head_block)
@@ -391,17 +392,10 @@ class ChainWatcher:
         for number in range(unfinal_from, end + 1):
             block = self._block_cache[number]
             blocks.append((number, str(block["hash"]).lower(), str(block["parentHash"]).lower()))
-        if (
-            blocks
-            and ledger
-            and ledger[0].number == blocks[0][0] - 1
-            and ledger[0].hash != blocks[0][2]
-        ):
+        if reorg.breaks_ledger(ledger, blocks):
             return True  # the chain moved under us; the next step's reorg check sorts it out
-        by_number = {number: block_hash for number, block_hash, _ in blocks}
-        if any(
-            d.block_number in by_number and by_number[d.block_number] != d.block_hash
-            for d, _ in matched
+        if reorg.replaced_while_reading(
+            ((d.block_number, d.block_hash) for d, _ in matched), blocks
         ):
             return True  # logs from a block that was replaced while we were reading
 
@@ -503,17 +497,9 @@ class ChainWatcher:
                 self._address_topics.update(address_topic(address) for _, address in rows)
                 cursor.advance([number for number, _ in rows], now)
 
-    async def _find_fork(self, ledger: list[Any]) -> int | None:
-        """None when the ledger's tip is still canonical, else the last common height."""
-        tip = ledger[0]
-        block = await self.rpc.get_block(tip.number)
-        if block is not None and str(block["hash"]).lower() == tip.hash:
-            return None
-        for entry in ledger[1:]:
-            block = await self.rpc.get_block(entry.number)
-            if block is not None and str(block["hash"]).lower() == entry.hash:
-                return int(entry.number)
-        return int(ledger[-1].number) - 1  # everything we kept is gone: fork below the ledger
+    async def _hash_at(self, number: int) -> str | None:
+        block = await self.rpc.get_block(number)
+        return str(block["hash"]).lower() if block is not None else None
 
     async def _rewind(self, fork: int, head: int, head_block: dict[str, Any]) -> None:
         async with transaction(self.sessionmaker) as session:
@@ -522,11 +508,7 @@ class ChainWatcher:
             ):
                 self.active = False
                 return
-            orphaned = await payments_service.orphan_from(
-                session, self.context, self.chain.id, fork + 1
-            )
-            await chainstate.forget_blocks(session, self.chain.id, above=fork)
-            await chainstate.set_cursor(session, self.chain.id, fork)
+            orphaned = await reorg.rewind(session, self.context, self.chain.id, fork)
             await chainstate.set_head(session, self.chain.id, head, str(head_block["hash"]).lower())
         log.warning("watcher_reorg", chain_id=self.chain.id, fork=fork, orphaned=len(orphaned))
 
@@ -554,9 +536,9 @@ class ChainWatcher:
             await chainstate.set_head(session, self.chain.id, head, str(head_block["hash"]).lower())
             # Every session this step settles, locked in one ordered pass (no deadlock with
             # another chain's step or the expiry job), before either call below decides one.
-            await payments_service.lock_step_sessions(session, self.chain.id, transfers, final)
-            await payments_service.apply_transfers(session, self.context, transfers)
+            await ingest.lock_step_sessions(session, self.chain.id, transfers, final)
+            await ingest.apply_transfers(session, self.context, transfers)
             await chainstate.record_blocks(session, self.chain.id, blocks)
             await chainstate.forget_blocks(session, self.chain.id, through=final)
             await chainstate.set_cursor(session, self.chain.id, scanned_through)
-            await payments_service.confirm_through(session, self.context, self.chain.id, final)
+            await ingest.confirm_through(session, self.context, self.chain.id, final)

@@ -15,7 +15,7 @@ from core.models import Organization
 from core.orgs import service as orgs_service
 from core.wallet import service as wallet_service
 from core.wallet.derivation import account_xpub_from_mnemonic, generate_dev_mnemonic
-from core.webhooks import service as webhooks_service
+from core.webhooks import secrets as webhook_secrets
 from core.webhooks.crypto import SecretBox
 
 
@@ -58,7 +58,7 @@ async def create_organization(
             org, owner, key, raw = await orgs_service.create_organization(
                 session, name=name, owner_email=owner_email, test_key=test_key
             )
-            webhook_secret = await webhooks_service.create_default_secret(
+            webhook_secret = await webhook_secrets.create_default_secret(
                 session, org.id, SecretBox.from_settings(settings)
             )
             return NewOrganization(

@@ -3,8 +3,11 @@
 Every role stops the same way on SIGTERM (systemd, Docker, Kubernetes) and SIGINT (Ctrl-C):
 it stops taking work, lets what is in flight finish for up to SHUTDOWN_GRACE_SECONDS (a
 watcher's step commits or, cancelled, rolls back; webhook posts are recorded or handed back),
-gives back its watcher and job leases so a successor takes over at once, closes its engines
+gives back its watcher and job leases so a successor takes over at once, closes its engine
 and exits with 0. A second signal exits at once (128 + the signal's number).
+
+A process builds one engine and one clock (`_process`) and hands them to every part it runs:
+start-up reads, the API, the watchers, the sender and the scheduler share one pool.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +30,7 @@ from chain.watcher import ChainWatcher
 from chainpay import startup
 from chainpay.scheduler import JobScheduler, default_jobs
 from core.checkout.context import CheckoutContext
+from core.clock import Clock, DatabaseClock, SystemClock
 from core.config import Settings
 from core.db import create_engine, create_sessionmaker
 from core.webhooks.sender import WebhookSender
@@ -119,10 +123,11 @@ def _failed(task: asyncio.Task[Any]) -> bool:
 def _api_server(
     settings: Settings,
     context: CheckoutContext,
+    sessionmaker: async_sessionmaker[AsyncSession],
     host: str | None,
     port: int | None,
 ) -> uvicorn.Server:
-    app = create_app(settings, checkout_context=context)
+    app = create_app(settings, sessionmaker, checkout_context=context)
     config = uvicorn.Config(
         app,
         host=host or settings.host,
@@ -135,60 +140,83 @@ def _api_server(
     return _Server(config)
 
 
+@contextlib.asynccontextmanager
+async def _process(
+    settings: Settings,
+) -> AsyncIterator[tuple[async_sessionmaker[AsyncSession], CheckoutContext]]:
+    """The process's one engine (as a sessionmaker) and its checkout context, which carries the
+    process's one clock; the engine is closed (and a database clock stopped) on the way out."""
+    engine = create_engine(settings.database_url)
+    clock_stop = asyncio.Event()
+    refreshing: asyncio.Task[None] | None = None
+    try:
+        sessionmaker = create_sessionmaker(engine)
+        clock: Clock = SystemClock()
+        if settings.clock == "database":
+            database_clock = DatabaseClock(sessionmaker)
+            await database_clock.refresh()
+            refreshing = asyncio.create_task(database_clock.run(clock_stop), name="clock")
+            clock = database_clock
+        yield sessionmaker, await startup.checkout_context(settings, sessionmaker, clock=clock)
+    finally:
+        clock_stop.set()
+        if refreshing is not None:
+            await refreshing
+        await engine.dispose()
+
+
 async def api(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
     """The HTTP API under uvicorn until SIGINT/SIGTERM."""
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    context = await startup.checkout_context(settings)
-    if not stop.is_set():
-        await _serve_until(_api_server(settings, context, host, port), stop)
+    async with _process(settings) as (sessionmaker, context):
+        if not stop.is_set():
+            await _serve_until(_api_server(settings, context, sessionmaker, host, port), stop)
 
 
 async def run_watchers(
-    settings: Settings, stop: asyncio.Event, context: CheckoutContext | None = None
+    settings: Settings,
+    stop: asyncio.Event,
+    context: CheckoutContext,
+    sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     """One watcher task per configured chain with RPC URLs, until `stop` is set.
 
     Each watcher finishes its step (or, past the grace, has it cancelled and rolled back) and
     gives back its lease on the way out.
     """
-    context = context or await startup.checkout_context(settings)
     chains = [c for c in context.registry.chains.values() if c.rpc_urls]
     if not chains:
         log.info("watcher_no_chains")
         await stop.wait()
         return
-    engine = create_engine(settings.database_url)
-    try:
-        sessionmaker = create_sessionmaker(engine)
-        watchers = [
-            ChainWatcher(
-                chain,
-                sessionmaker,
-                context,
-                poll_interval=settings.watcher_poll_seconds,
-                lease_ttl=timedelta(seconds=settings.watcher_lease_seconds),
-                start_block=settings.watcher_start_block,
-                initial_lookback=settings.watcher_lookback_blocks,
-                chunk_blocks=settings.watcher_chunk_blocks,
-                max_chunk_blocks=settings.watcher_max_chunk_blocks,
-            )
-            for chain in chains
-        ]
-        log.info("watchers_started", chains=[c.id for c in chains])
-        await _wind_down(
-            [asyncio.create_task(w.run(stop), name=f"watcher-{w.chain.id}") for w in watchers],
-            stop,
+    watchers = [
+        ChainWatcher(
+            chain,
+            sessionmaker,
+            context,
+            poll_interval=settings.watcher_poll_seconds,
+            lease_ttl=timedelta(seconds=settings.watcher_lease_seconds),
+            start_block=settings.watcher_start_block,
+            initial_lookback=settings.watcher_lookback_blocks,
+            chunk_blocks=settings.watcher_chunk_blocks,
+            max_chunk_blocks=settings.watcher_max_chunk_blocks,
         )
-    finally:
-        await engine.dispose()
+        for chain in chains
+    ]
+    log.info("watchers_started", chains=[c.id for c in chains])
+    await _wind_down(
+        [asyncio.create_task(w.run(stop), name=f"watcher-{w.chain.id}") for w in watchers],
+        stop,
+    )
 
 
 async def watcher(settings: Settings) -> None:
     """Only the chain watchers (scale-out role; a lease keeps one active per chain)."""
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    await run_watchers(settings, stop)
+    async with _process(settings) as (sessionmaker, context):
+        await run_watchers(settings, stop, context, sessionmaker)
 
 
 def _scheduler(
@@ -207,12 +235,9 @@ async def worker(settings: Settings) -> None:
     without overlap, and a named lease runs each job in one worker at a time)."""
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    context = await startup.checkout_context(settings)
-    if stop.is_set():
-        return
-    engine = create_engine(settings.database_url)
-    try:
-        sessionmaker = create_sessionmaker(engine)
+    async with _process(settings) as (sessionmaker, context):
+        if stop.is_set():
+            return
         sender = WebhookSender(sessionmaker, settings, clock=context.clock.now)
         await _wind_down(
             [
@@ -223,8 +248,6 @@ async def worker(settings: Settings) -> None:
             ],
             stop,
         )
-    finally:
-        await engine.dispose()
 
 
 async def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
@@ -232,16 +255,16 @@ async def serve(settings: Settings, *, host: str | None = None, port: int | None
     the periodic jobs."""
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    context = await startup.checkout_context(settings)
-    if stop.is_set():
-        return
-    engine = create_engine(settings.database_url)
-    try:
-        sessionmaker = create_sessionmaker(engine)
+    async with _process(settings) as (sessionmaker, context):
+        if stop.is_set():
+            return
         sender = WebhookSender(sessionmaker, settings, clock=context.clock.now)
-        server = _api_server(settings, context, host, port)  # commits wake the sender
+        # The API's commits wake the sender (same process).
+        server = _api_server(settings, context, sessionmaker, host, port)
         background = [
-            asyncio.create_task(run_watchers(settings, stop, context), name="watchers"),
+            asyncio.create_task(
+                run_watchers(settings, stop, context, sessionmaker), name="watchers"
+            ),
             asyncio.create_task(sender.run(stop), name="webhook-sender"),
             asyncio.create_task(
                 _scheduler(settings, context, sessionmaker).run(stop), name="scheduler"
@@ -252,5 +275,3 @@ async def serve(settings: Settings, *, host: str | None = None, port: int | None
         finally:
             stop.set()
             await _wind_down(background, stop)
-    finally:
-        await engine.dispose()

@@ -5,17 +5,26 @@ on through the objects services already receive (`CheckoutContext.clock`, the AP
 `app.state.clock`, the watcher's and the sender's constructors, the scheduler). Tests use a
 `ManualClock` and move it instead of sleeping.
 
-`now()` is synchronous on purpose: it is read in the middle of pure decisions. A clock that
-tests share across processes (`DatabaseClock`, not built yet) fits the same protocol by
-keeping an offset in memory and refreshing it asynchronously from a settings row (for
-example before each job run and request, or every second from a task the composition root
-starts); `now()` then stays a cheap, synchronous `system time + offset`.
+`now()` is synchronous on purpose: it is read in the middle of pure decisions. The clock that
+tests share across processes (`DatabaseClock`, chosen with `CHAINPAY_CLOCK=database`) keeps an
+offset in memory, refreshed from a row of `clock_offsets` by a task the composition root
+starts; `now()` stays a cheap, synchronous `system time + offset`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.models.clock import ClockOffset
+
+log = structlog.get_logger(__name__)
 
 
 @runtime_checkable
@@ -61,6 +70,61 @@ class ManualClock:
 
     def set(self, moment: datetime) -> None:
         self._now = _utc(moment)
+
+
+class DatabaseClock:
+    """The machine's clock plus an offset read from the database, for tests that span
+    processes: one process moves the offset (`set_offset`) and every process running with
+    `CHAINPAY_CLOCK=database` follows within `refresh_seconds`. Without a row the offset is 0.
+    """
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        name: str = "default",
+        refresh_seconds: float = 0.2,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self.name = name
+        self.refresh_seconds = refresh_seconds
+        self._offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+    @property
+    def offset(self) -> timedelta:
+        return self._offset
+
+    async def refresh(self) -> None:
+        """Read the offset now (the composition root does once before anything reads `now`)."""
+        async with self._sessionmaker() as session:
+            offset_ms = await session.scalar(
+                select(ClockOffset.offset_ms).where(ClockOffset.name == self.name)
+            )
+        self._offset = timedelta(milliseconds=offset_ms or 0)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Refresh every `refresh_seconds` until `stop` is set; a failed read keeps the offset."""
+        while not stop.is_set():
+            try:
+                await self.refresh()
+            except Exception as exc:
+                log.warning("clock_refresh_failed", error=str(exc)[:200])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.refresh_seconds)
+
+
+async def set_offset(session: AsyncSession, offset: timedelta, *, name: str = "default") -> None:
+    """Move every `DatabaseClock` called `name` to the machine's time + `offset` (tests)."""
+    offset_ms = round(offset / timedelta(milliseconds=1))
+    row = await session.get(ClockOffset, name)
+    if row is None:
+        session.add(ClockOffset(name=name, offset_ms=offset_ms))
+    else:
+        row.offset_ms = offset_ms
+    await session.flush()
 
 
 def _utc(moment: datetime) -> datetime:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
@@ -155,6 +155,11 @@ class Settings(BaseSettings):
         ge=5,
         le=86400,
         description="A job run's lease: a worker that dies mid-run is replaced after this",
+    )
+    clock: Literal["system", "database"] = Field(
+        default="system",
+        description="Where `now` comes from: the machine, or (tests across processes) the "
+        "machine plus an offset every process reads from the database",
     )
     auto_migrate: bool | None = Field(
         default=None,

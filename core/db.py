@@ -57,6 +57,10 @@ def create_engine(url: str, *, pool: bool = True) -> AsyncEngine:
         kwargs["pool_pre_ping"] = True
     if pool:
         kwargs["pool_use_lifo"] = True  # a few warm connections rather than all of them lukewarm
+        # One engine serves the whole process (API, watchers, sender, jobs in `serve`): room for
+        # all of them at once rather than SQLAlchemy's 5 + 10.
+        kwargs["pool_size"] = 10
+        kwargs["max_overflow"] = 20
     engine = create_async_engine(url, **kwargs)
     if is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)

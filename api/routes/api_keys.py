@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Path, Response
 
-from api.deps import CurrentPrincipal, SessionDep
+from api.deps import CurrentPrincipal, NowDep, SessionDep
 from api.responses import model_response
 from api.routing import both_slashes, make_router
 from core.models import ApiKey
@@ -39,10 +39,10 @@ def _listing(keys: Sequence[ApiKey], role: Role) -> Response:
 
 @both_slashes(router, "POST", "", response_model=CreatedApiKey)
 async def create_api_key(
-    body: ApiKeyCreate, session: SessionDep, principal: CurrentPrincipal
+    body: ApiKeyCreate, session: SessionDep, principal: CurrentPrincipal, now: NowDep
 ) -> Response:
     """Create a key for yourself (or, as admin/owner, for a user of the org); the key is shown once."""
-    key, raw, role = await orgs_service.create_api_key(session, principal, body)
+    key, raw, role = await orgs_service.create_api_key(session, principal, body, now=now)
     return model_response(CreatedApiKey(data=api_key_out(key, role), key=raw))
 
 
@@ -62,8 +62,8 @@ async def list_user_keys(
 
 @router.delete("/{key_id}", response_model=MessageOut)
 async def revoke_api_key(
-    key_id: PositiveId, session: SessionDep, principal: CurrentPrincipal
+    key_id: PositiveId, session: SessionDep, principal: CurrentPrincipal, now: NowDep
 ) -> Response:
     """Revoke an API key; it stops working at once."""
-    await orgs_service.revoke_api_key(session, principal, key_id)
+    await orgs_service.revoke_api_key(session, principal, key_id, now=now)
     return model_response(MessageOut(message="API key deleted"))

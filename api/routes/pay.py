@@ -5,14 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Path, Response
-from sqlalchemy import select
 
 from api.deps import CheckoutDep, SessionDep
 from api.responses import ExactJSONResponse
 from api.routing import make_router
 from core.checkout import service as checkout_service
-from core.checkout.exceptions import SessionNotFound
-from core.models import CheckoutSession
 
 router = make_router(tags=["payer"])
 
@@ -24,11 +21,7 @@ async def pay(
     context: CheckoutDep,
 ) -> Response:
     """What a payer needs: amounts per token, the deposit address, status and expiry (no auth)."""
-    checkout = await session.scalar(
-        select(CheckoutSession).where(CheckoutSession.uuid == session_uuid)
-    )
-    if checkout is None:
-        raise SessionNotFound()
+    checkout = await checkout_service.public_session(session, uuid=session_uuid)
     view = await checkout_service.session_view(session, context, checkout)
     public = view.model_dump(
         by_alias=True,

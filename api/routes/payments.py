@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Path, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import CheckoutDep, CurrentPrincipal, SessionDep
+from api.deps import CheckoutDep, CurrentPrincipal, NowDep, SessionDep
 from api.responses import model_response
 from api.routing import both_slashes, make_router
 from core.checkout import service as checkout_service
@@ -54,8 +54,8 @@ async def list_payments(
         session, principal, limit=limit, cursor=cursor, one_time_only=True
     )
     items = [
-        payments_service.plain_payment(await payments_service.payment_view(session, context, p))
-        for p in rows
+        payments_service.plain_payment(view)
+        for view in await payments_service.payment_views(session, context, rows)
     ]
     return model_response(PaymentPage(items=items, next_cursor=next_cursor))
 
@@ -72,7 +72,7 @@ async def list_combined_payments(
     rows, next_cursor = await payments_service.page_payments(
         session, principal, limit=limit, cursor=cursor, one_time_only=False
     )
-    items = [await payments_service.payment_view(session, context, p) for p in rows]
+    items = await payments_service.payment_views(session, context, rows)
     return model_response(CombinedPaymentPage(items=items, next_cursor=next_cursor))
 
 
@@ -121,32 +121,35 @@ async def subscription_history(
     subscription = await subscriptions_service.get_subscription(
         session, principal, subscription_uuid
     )
-    items = []
-    for payment in await payments_service.payments_of_subscription(session, subscription):
-        view = await payments_service.payment_view(session, context, payment)
-        items.append(
-            SubscriptionHistoryOut.model_validate(
-                {**view.model_dump(exclude={"source"}), "subscription_uuid": subscription.uuid}
-            )
+    payments = await payments_service.payments_of_subscription(session, subscription)
+    items = [
+        SubscriptionHistoryOut.model_validate(
+            {**view.model_dump(exclude={"source"}), "subscription_uuid": subscription.uuid}
         )
+        for view in await payments_service.payment_views(session, context, payments)
+    ]
     return model_response(items)
 
 
 @router.post("/subscription/{subscription_uuid}/cancel", response_model=SubscriptionOut)
 async def cancel_subscription(
-    subscription_uuid: Uuid, session: SessionDep, principal: CurrentPrincipal, context: CheckoutDep
+    subscription_uuid: Uuid,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    context: CheckoutDep,
+    now: NowDep,
 ) -> Response:
     """Cancel a subscription; refused (409) before its minimum number of periods."""
     subscription = await subscriptions_service.cancel(
-        session, principal, subscription_uuid, force=False
+        session, principal, subscription_uuid, force=False, now=now
     )
     return await _subscription_response(session, context, subscription)
 
 
 @router.get("/subscription/processing/force-cancel/{subscription_uuid}", response_model=MessageOut)
 async def force_cancel_subscription(
-    subscription_uuid: Uuid, session: SessionDep, principal: CurrentPrincipal
+    subscription_uuid: Uuid, session: SessionDep, principal: CurrentPrincipal, now: NowDep
 ) -> Response:
     """Cancel a subscription at once, even before its minimum periods (the SDK's force_cancel)."""
-    await subscriptions_service.cancel(session, principal, subscription_uuid, force=True)
+    await subscriptions_service.cancel(session, principal, subscription_uuid, force=True, now=now)
     return model_response(MessageOut(message="Subscription cancelled"))

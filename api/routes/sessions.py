@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Path, Query, Response
 
-from api.deps import CheckoutDep, CurrentPrincipal, SessionDep
+from api.deps import CheckoutDep, CurrentPrincipal, NowDep, SessionDep
 from api.responses import model_response
 from api.routing import both_slashes, make_router
 from core.checkout import service as checkout_service
@@ -64,9 +64,10 @@ async def cancel_session(
     session: SessionDep,
     principal: CurrentPrincipal,
     context: CheckoutDep,
+    now: NowDep,
 ) -> Response:
     """Cancel an open session; money that still arrives is recorded and flagged late."""
-    checkout = await checkout_service.cancel_session(session, principal, session_uuid)
+    checkout = await checkout_service.cancel_session(session, principal, session_uuid, now=now)
     return model_response(await checkout_service.session_view(session, context, checkout))
 
 

@@ -7,16 +7,20 @@ from typing import Annotated
 
 from fastapi import Path, Query, Request, Response
 
-from api.deps import CurrentPrincipal, SessionDep
+from api.deps import CurrentPrincipal, NowDep, SessionDep
 from api.responses import model_response
 from api.routing import both_slashes, make_router
 from core.errors import InvalidInput
 from core.events.types import EVENT_TYPES
 from core.models import WebhookEndpoint
 from core.orgs.schemas import MessageOut
+from core.webhooks import deliveries as deliveries_service
+from core.webhooks import endpoints as endpoints_service
 from core.webhooks import outbox
-from core.webhooks import service as webhooks_service
+from core.webhooks import secrets as secrets_service
 from core.webhooks.crypto import SecretBox
+from core.webhooks.deliveries import DeliveryRecord
+from core.webhooks.queue import PENDING
 from core.webhooks.schemas import (
     AttemptOut,
     DeliveryList,
@@ -34,7 +38,6 @@ from core.webhooks.schemas import (
     TestDeliveryOut,
     VerifyIn,
 )
-from core.webhooks.service import DeliveryRecord
 from core.webhooks.ssrf import Resolve
 
 router = make_router(prefix="/webhooks", tags=["webhooks"])
@@ -88,7 +91,7 @@ def delivery_out(record: DeliveryRecord) -> DeliveryOut:
         url=d.url,
         status=d.status,
         attempts=d.attempts,
-        next_attempt_at=d.next_attempt_at if d.status == webhooks_service.PENDING else None,
+        next_attempt_at=d.next_attempt_at if d.status == PENDING else None,
         delivered_at=d.delivered_at,
         last_status_code=d.last_status_code,
         last_error=d.last_error,
@@ -108,16 +111,21 @@ def delivery_out(record: DeliveryRecord) -> DeliveryOut:
 
 @both_slashes(router, "POST", "/verify", response_model=MessageOut)
 async def verify_webhook(
-    body: VerifyIn, request: Request, session: SessionDep, principal: CurrentPrincipal
+    body: VerifyIn,
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    now: NowDep,
 ) -> Response:
     """Check a QBitFlow-style signature (X-Webhook-Signature-256) against the organization's secrets."""
-    valid = await webhooks_service.verify(
+    valid = await secrets_service.verify(
         session,
         principal,
         _box(request),
         payload=body.payload,
         signature=body.received_signature,
         timestamp=body.received_timestamp,
+        now=now,
     )
     if not valid:
         raise InvalidSignature(
@@ -140,14 +148,16 @@ async def rotate_default_secret(
     request: Request,
     session: SessionDep,
     principal: CurrentPrincipal,
+    now: NowDep,
     body: RotateSecretIn | None = None,
 ) -> Response:
     """New default secret (signs deliveries to sessions' own webhookUrl); shown this once."""
-    secret, previous_expires = await webhooks_service.rotate_default_secret(
+    secret, previous_expires = await secrets_service.rotate_default_secret(
         session,
         principal,
         _box(request),
         overlap=timedelta(hours=(body or RotateSecretIn()).overlap_hours),
+        now=now,
     )
     return model_response(SecretOut(secret=secret, previous_secret_expires_at=previous_expires))
 
@@ -157,7 +167,7 @@ async def create_endpoint(
     body: EndpointCreate, request: Request, session: SessionDep, principal: CurrentPrincipal
 ) -> Response:
     """Register an endpoint; the response carries its signing secret, shown this once."""
-    endpoint, secret = await webhooks_service.create_endpoint(
+    endpoint, secret = await endpoints_service.create_endpoint(
         session,
         principal,
         body,
@@ -172,7 +182,7 @@ async def create_endpoint(
 @both_slashes(router, "GET", "/endpoints", response_model=EndpointList)
 async def list_endpoints(session: SessionDep, principal: CurrentPrincipal) -> Response:
     """The organization's endpoints of the key's mode (live or test)."""
-    endpoints = await webhooks_service.list_endpoints(session, principal)
+    endpoints = await endpoints_service.list_endpoints(session, principal)
     return model_response(EndpointList(items=[endpoint_out(e) for e in endpoints]))
 
 
@@ -182,7 +192,7 @@ async def get_endpoint(
 ) -> Response:
     """One endpoint."""
     return model_response(
-        endpoint_out(await webhooks_service.get_endpoint(session, principal, endpoint_uuid))
+        endpoint_out(await endpoints_service.get_endpoint(session, principal, endpoint_uuid))
     )
 
 
@@ -195,7 +205,7 @@ async def update_endpoint(
     principal: CurrentPrincipal,
 ) -> Response:
     """Change url, description, event types or active; re-activating clears the disabled state."""
-    endpoint = await webhooks_service.update_endpoint(
+    endpoint = await endpoints_service.update_endpoint(
         session,
         principal,
         endpoint_uuid,
@@ -211,7 +221,7 @@ async def delete_endpoint(
     endpoint_uuid: EndpointUUID, session: SessionDep, principal: CurrentPrincipal
 ) -> Response:
     """Delete an endpoint and its delivery log."""
-    await webhooks_service.delete_endpoint(session, principal, endpoint_uuid)
+    await endpoints_service.delete_endpoint(session, principal, endpoint_uuid)
     return model_response(MessageOut(message="Webhook endpoint deleted"))
 
 
@@ -221,15 +231,17 @@ async def rotate_endpoint_secret(
     request: Request,
     session: SessionDep,
     principal: CurrentPrincipal,
+    now: NowDep,
     body: RotateSecretIn | None = None,
 ) -> Response:
     """New secret, shown this once; the old one keeps signing (second signature) for the overlap."""
-    endpoint, secret = await webhooks_service.rotate_endpoint_secret(
+    endpoint, secret = await endpoints_service.rotate_endpoint_secret(
         session,
         principal,
         endpoint_uuid,
         _box(request),
         overlap=timedelta(hours=(body or RotateSecretIn()).overlap_hours),
+        now=now,
     )
     return model_response(
         SecretOut(secret=secret, previous_secret_expires_at=endpoint.previous_secret_expires_at)
@@ -241,8 +253,8 @@ async def send_test_event(
     endpoint_uuid: EndpointUUID, session: SessionDep, principal: CurrentPrincipal
 ) -> Response:
     """Queue a `webhook.test` delivery to this endpoint (sent within a second by the sender)."""
-    event, delivery = await webhooks_service.send_test(session, principal, endpoint_uuid)
-    record = await webhooks_service.delivery_record(session, delivery)
+    event, delivery = await deliveries_service.send_test(session, principal, endpoint_uuid)
+    record = await deliveries_service.delivery_record(session, delivery)
     return model_response(
         TestDeliveryOut(event_id=event.uuid, delivery=delivery_out(record)), status_code=202
     )
@@ -256,7 +268,7 @@ async def list_deliveries(
     limit: Annotated[int, Query(ge=1, le=100, description="How many, newest first")] = 50,
 ) -> Response:
     """Recent deliveries to this endpoint with every attempt (status, duration, response, error)."""
-    records = await webhooks_service.recent_deliveries(
+    records = await deliveries_service.recent_deliveries(
         session, principal, endpoint_uuid, limit=limit
     )
     return model_response(DeliveryList(items=[delivery_out(r) for r in records]))
@@ -267,10 +279,11 @@ async def redeliver_event(
     event_id: Annotated[str, Path(min_length=1, max_length=36, description="Event id (evt_…)")],
     session: SessionDep,
     principal: CurrentPrincipal,
+    now: NowDep,
     body: RedeliverIn | None = None,
 ) -> Response:
     """Send an event again now, to all its targets or to one endpoint."""
-    records = await webhooks_service.redeliver(
-        session, principal, event_id, (body or RedeliverIn()).endpoint_uuid
+    records = await deliveries_service.redeliver(
+        session, principal, event_id, (body or RedeliverIn()).endpoint_uuid, now=now
     )
     return model_response(DeliveryList(items=[delivery_out(r) for r in records]), status_code=202)

@@ -10,20 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.models import Customer, Product
 from core.orgs.schemas import Principal
+from core.tenancy import visible
 
 Owned = TypeVar("Owned", Product, Customer)
-
-
-def visible(model: type[Owned], principal: Principal) -> Select[Owned]:
-    """Rows of the principal's organization and mode; a plain `user` sees only its own."""
-    stmt = select(model).where(
-        model.organization_id == principal.organization_id,
-        model.test == principal.test,
-        model.deleted_at.is_(None),
-    )
-    if not principal.is_admin:
-        stmt = stmt.where(model.created_by_user_id == principal.user_id)
-    return stmt
 
 
 async def first(session: AsyncSession, stmt: Select[Owned]) -> Owned | None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import tenancy
 from core.catalog import repository
 from core.catalog.exceptions import (
     CustomerEmailTaken,
@@ -53,7 +54,7 @@ async def list_products(session: AsyncSession, principal: Principal) -> Sequence
 
 async def get_product(session: AsyncSession, principal: Principal, product_id: int) -> Product:
     product = await repository.first(
-        session, repository.visible(Product, principal).where(Product.id == product_id)
+        session, tenancy.visible(Product, principal).where(Product.id == product_id)
     )
     if product is None:
         raise ProductNotFound()
@@ -64,7 +65,7 @@ async def get_product_by_reference(
     session: AsyncSession, principal: Principal, reference: str
 ) -> Product:
     product = await repository.first(
-        session, repository.visible(Product, principal).where(Product.reference == reference)
+        session, tenancy.visible(Product, principal).where(Product.reference == reference)
     )
     if product is None:
         raise ProductNotFound(param="reference")
@@ -128,7 +129,7 @@ async def create_customer(
 
 async def get_customer(session: AsyncSession, principal: Principal, customer_uuid: str) -> Customer:
     customer = await repository.first(
-        session, repository.visible(Customer, principal).where(Customer.uuid == customer_uuid)
+        session, tenancy.visible(Customer, principal).where(Customer.uuid == customer_uuid)
     )
     if customer is None:
         raise CustomerNotFound()
@@ -139,7 +140,7 @@ async def get_customer_by_email(
     session: AsyncSession, principal: Principal, email: str
 ) -> Customer:
     customer = await repository.first(
-        session, repository.visible(Customer, principal).where(Customer.email == email)
+        session, tenancy.visible(Customer, principal).where(Customer.email == email)
     )
     if customer is None:
         raise CustomerNotFound(param="email")

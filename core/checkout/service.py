@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import tenancy
 from core.catalog import service as catalog_service
 from core.catalog.exceptions import CustomerNotFound, ProductNotFound
 from core.checkout import repository as checkout_repository
@@ -47,7 +49,6 @@ from core.events import service as events_service
 from core.events.canonical import json_number
 from core.logs import log_on_commit
 from core.models import CheckoutSession, Currency, Customer, Organization, Product, SessionQuote
-from core.models.base import utcnow
 from core.money import base_units_to_tokens, normalize
 from core.orgs.schemas import Principal
 from core.wallet import service as wallet_service
@@ -248,18 +249,10 @@ def _subscription_terms(data: SessionCreate) -> tuple[str, int | None, int | Non
     return KIND_SUBSCRIPTION, frequency, trial, options.min_periods
 
 
-def visible_sessions(principal: Principal) -> Any:
-    stmt = select(CheckoutSession).where(
-        CheckoutSession.organization_id == principal.organization_id,
-        CheckoutSession.test == principal.test,
-    )
-    if not principal.is_admin:
-        stmt = stmt.where(CheckoutSession.created_by_user_id == principal.user_id)
-    return stmt
-
-
 async def get_session(session: AsyncSession, principal: Principal, uuid: str) -> CheckoutSession:
-    checkout = await session.scalar(visible_sessions(principal).where(CheckoutSession.uuid == uuid))
+    checkout = await session.scalar(
+        tenancy.visible(CheckoutSession, principal).where(CheckoutSession.uuid == uuid)
+    )
     if checkout is None:
         raise SessionNotFound()
     return checkout
@@ -269,14 +262,34 @@ async def get_session_by_id(
     session: AsyncSession, principal: Principal, session_id: int
 ) -> CheckoutSession:
     checkout = await session.scalar(
-        visible_sessions(principal).where(CheckoutSession.id == session_id)
+        tenancy.visible(CheckoutSession, principal).where(CheckoutSession.id == session_id)
     )
     if checkout is None:
         raise SessionNotFound(param="id")
     return checkout
 
 
-async def cancel_session(session: AsyncSession, principal: Principal, uuid: str) -> CheckoutSession:
+async def public_session(session: AsyncSession, *, uuid: str) -> CheckoutSession:
+    """A session as its payer reaches it without an API key: by the uuid in its link."""
+    checkout = await session.scalar(select(CheckoutSession).where(CheckoutSession.uuid == uuid))
+    if checkout is None:
+        raise SessionNotFound()
+    return checkout
+
+
+async def by_bot_token(session: AsyncSession, token: str) -> CheckoutSession:
+    """A session as its payer reaches it in Telegram: by the token in its `botUrl` (`?start=`)."""
+    checkout = await session.scalar(
+        select(CheckoutSession).where(CheckoutSession.bot_token == token)
+    )
+    if checkout is None:
+        raise SessionNotFound(param="token")
+    return checkout
+
+
+async def cancel_session(
+    session: AsyncSession, principal: Principal, uuid: str, *, now: datetime
+) -> CheckoutSession:
     """Cancel an open session (created or partly paid). Money arriving later is still recorded."""
     checkout = await get_session(session, principal, uuid)
     # Decided on the locked row: a payment settling at the same time is either seen here
@@ -286,9 +299,8 @@ async def cancel_session(session: AsyncSession, principal: Principal, uuid: str)
         raise SessionNotOpen(
             f"Only open sessions can be cancelled; this one is {checkout.status}", param="uuid"
         )
-    if checkout.expires_at <= utcnow():
+    if checkout.expires_at <= now:
         raise SessionNotOpen("This session has already expired", param="uuid")
-    now = utcnow()
     previous = checkout.status
     checkout.status = SessionStatus.CANCELLED.value
     checkout.cancelled_at = now

@@ -7,9 +7,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.checkout import settlement
 from core.checkout.context import CheckoutContext
 from core.clock import FixedClock
-from core.payments import service as payments_service
 
 EXPIRE_BATCH = 500
 
@@ -21,4 +21,4 @@ async def expire(
     overdue first, at most `limit` of them. Returns how many."""
     # The whole batch is judged at the job's `now` (and stamped with it).
     at_now = replace(context, clock=FixedClock(now))
-    return await payments_service.expire_due_sessions(session, at_now, limit=limit)
+    return await settlement.expire_due_sessions(session, at_now, limit=limit)

@@ -4,6 +4,7 @@ from core.models.base import Base
 from core.models.catalog import Customer, Product
 from core.models.chain_state import ChainCursor, ChainHead, JobRun, Lease, LedgerBlock
 from core.models.checkout import CheckoutSession, Currency, SessionQuote
+from core.models.clock import ClockOffset
 from core.models.events import Event, EventConsumer
 from core.models.idempotency import IdempotencyRecord
 from core.models.orgs import ApiKey, Organization, User
@@ -28,6 +29,7 @@ __all__ = [
     "Lease",
     "Base",
     "CheckoutSession",
+    "ClockOffset",
     "Currency",
     "Customer",
     "DepositAddress",

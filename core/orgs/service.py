@@ -53,13 +53,12 @@ async def create_organization(
     return organization, owner, key, raw
 
 
-async def authenticate(session: AsyncSession, raw_key: str) -> Principal:
+async def authenticate(session: AsyncSession, raw_key: str, *, now: datetime) -> Principal:
     """The principal behind a raw key; unknown, revoked or expired keys are all the same 401."""
     found = await repository.get_key_with_user(session, hash_api_key(raw_key))
     if found is None:
         raise InvalidApiKey()
     key, user = found
-    now = utcnow()
     if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
         raise InvalidApiKey()
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
@@ -161,7 +160,7 @@ async def delete_user(session: AsyncSession, principal: Principal, user_id: int)
 
 
 async def create_api_key(
-    session: AsyncSession, principal: Principal, data: ApiKeyCreate
+    session: AsyncSession, principal: Principal, data: ApiKeyCreate, *, now: datetime
 ) -> tuple[ApiKey, str, Role]:
     """A key for the caller, or (admin/owner) for any user of the organization. Raw key once."""
     user = await _user_in_org(session, principal, data.user_id)
@@ -174,7 +173,7 @@ async def create_api_key(
     if expires_at is not None:
         if expires_at.tzinfo is None:
             expires_at = expires_at.replace(tzinfo=UTC)
-        if expires_at <= utcnow():
+        if expires_at <= now:
             raise InvalidInput("expiresAt must be in the future", param="expiresAt")
     key, raw = await _issue_key(
         session, user, name=data.name, test=data.test, expires_at=expires_at
@@ -197,7 +196,9 @@ async def list_user_keys(
     return await repository.list_live_keys(session, user.id), Role(user.role)
 
 
-async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: int) -> None:
+async def revoke_api_key(
+    session: AsyncSession, principal: Principal, key_id: int, *, now: datetime
+) -> None:
     """Revoked keys stop authenticating at once; the row stays for the audit trail."""
     key = await repository.get_live_key_in_org(session, principal.organization_id, key_id)
     if key is None or (key.user_id != principal.user_id and not principal.is_admin):
@@ -208,7 +209,6 @@ async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: in
         raise ApiKeyNotFound()
     if holder.id != principal.user_id:
         _require_owner_for_staff(principal, holder)
-    now = utcnow()
     await _keep_an_owner_key(session, holder, key, now)
     key.revoked_at = now
     await session.flush()

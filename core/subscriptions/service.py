@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import tenancy
 from core.checkout import repository as checkout_repository
 from core.checkout import service as checkout_service
 from core.checkout.schemas import CurrencyOut, TransactionStatusOut
@@ -138,6 +139,7 @@ async def start_trial(
     session: AsyncSession,
     checkout: CheckoutSession,
     *,
+    now: datetime,
     telegram_user_id: int | None = None,
     email: str | None = None,
 ) -> Subscription:
@@ -160,7 +162,6 @@ async def start_trial(
         raise Conflict(
             "This session already has its subscription", param="uuid", code="subscription_exists"
         )
-    now = utcnow()
     if SessionStatus(checkout.status) not in OPEN_STATUSES or checkout.expires_at <= now:
         raise Conflict("This session is no longer open", param="uuid", code="session_not_open")
     assert checkout.product_id is not None
@@ -258,18 +259,10 @@ def event_data(
     }
 
 
-def _visible(principal: Principal) -> Any:
-    stmt = select(Subscription).where(
-        Subscription.organization_id == principal.organization_id,
-        Subscription.test == principal.test,
-    )
-    if not principal.is_admin:
-        stmt = stmt.where(Subscription.created_by_user_id == principal.user_id)
-    return stmt
-
-
 async def get_subscription(session: AsyncSession, principal: Principal, uuid: str) -> Subscription:
-    subscription = await session.scalar(_visible(principal).where(Subscription.uuid == uuid))
+    subscription = await session.scalar(
+        tenancy.visible(Subscription, principal).where(Subscription.uuid == uuid)
+    )
     if subscription is None:
         raise SubscriptionNotFound()
     return subscription
@@ -279,7 +272,7 @@ async def get_subscription_by_id(
     session: AsyncSession, principal: Principal, subscription_id: int
 ) -> Subscription:
     subscription = await session.scalar(
-        _visible(principal).where(Subscription.id == subscription_id)
+        tenancy.visible(Subscription, principal).where(Subscription.id == subscription_id)
     )
     if subscription is None:
         raise SubscriptionNotFound(param="id")
@@ -295,7 +288,7 @@ def minimum_cancellation_date(subscription: Subscription) -> datetime | None:
 
 
 async def cancel(
-    session: AsyncSession, principal: Principal, uuid: str, *, force: bool
+    session: AsyncSession, principal: Principal, uuid: str, *, force: bool, now: datetime
 ) -> Subscription:
     """Stop a subscription. Before `minPeriods` periods have passed only a forced cancel works."""
     subscription = await get_subscription(session, principal, uuid)
@@ -310,14 +303,13 @@ async def cancel(
             code="subscription_not_live",
         )
     earliest = minimum_cancellation_date(subscription)
-    if not force and earliest is not None and utcnow() < earliest:
+    if not force and earliest is not None and now < earliest:
         raise Conflict(
             f"This subscription has a minimum of {subscription.min_periods} periods; it can be cancelled "
             f"from {earliest.isoformat()}",
             param="uuid",
             code="minimum_periods",
         )
-    now = utcnow()
     previous = subscription.status
     subscription.status = SubscriptionStatus.CANCELLED.value
     subscription.stopped = True
@@ -442,7 +434,7 @@ def papaya_view(subscription: Subscription) -> PapayaSubscriptionOut:
 async def page_papaya(
     session: AsyncSession, principal: Principal, *, page: int, limit: int
 ) -> tuple[Sequence[Subscription], int]:
-    stmt = _visible(principal)
+    stmt = tenancy.visible(Subscription, principal)
     total = await session.scalar(select(func.count()).select_from(stmt.subquery()))
     rows = await session.scalars(
         stmt.order_by(Subscription.id).offset((page - 1) * limit).limit(limit)

@@ -27,9 +27,9 @@ from core.config import Settings
 from core.db import transaction
 from core.events.wakeup import WAKEUP
 from core.models.base import utcnow
-from core.webhooks import service as webhooks_service
+from core.webhooks import queue as webhook_queue
 from core.webhooks.crypto import SecretBox
-from core.webhooks.service import RESPONSE_EXCERPT_BYTES, Claim, Outcome
+from core.webhooks.queue import RESPONSE_EXCERPT_BYTES, Claim, Outcome
 from core.webhooks.signing import delivery_headers
 from core.webhooks.ssrf import (
     BlockedTarget,
@@ -141,14 +141,14 @@ class WebhookSender:
         if results or released:
             try:
                 async with transaction(self.sessionmaker) as session:
-                    await webhooks_service.record(
+                    await webhook_queue.record(
                         session,
                         results,
                         now=self.clock(),
                         disable_after_exhausted=self.settings.webhook_disable_after_exhausted,
                         rng=self.rng,
                     )
-                    await webhooks_service.release(session, released)
+                    await webhook_queue.release(session, released)
             except Exception:  # claims run out on their own; the work is redone, not lost
                 log.exception("webhook_close_failed")
         if self._http is not None:
@@ -177,7 +177,7 @@ class WebhookSender:
         saturated = [t for t in set(self._per_target) | set(self._queued) if self._room_for(t) <= 0]
         try:
             async with transaction(self.sessionmaker) as session:
-                await webhooks_service.record(
+                await webhook_queue.record(
                     session,
                     results,
                     now=self.clock(),
@@ -186,7 +186,7 @@ class WebhookSender:
                 )
                 claims = []
                 if limit > 0:
-                    claims = await webhooks_service.claim_due(
+                    claims = await webhook_queue.claim_due(
                         session,
                         self.box,
                         now=self.clock(),  # read after recording: events it emitted are due

@@ -21,9 +21,9 @@ from sqlalchemy import delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.models import Event, EventConsumer, WebhookAttempt, WebhookDelivery
+from core.webhooks.queue import PENDING
 
 RETENTION_BATCH = 1_000
-PENDING = "pending"
 
 
 async def purge_old(

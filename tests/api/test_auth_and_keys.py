@@ -221,8 +221,10 @@ def test_two_concurrent_revocations_cannot_both_pass(
         sessions = create_sessionmaker(engine)
         try:
             async with sessions() as one, sessions() as two:
-                await orgs_service.revoke_api_key(one, owner, first_id)
-                racing = asyncio.create_task(orgs_service.revoke_api_key(two, owner, second_id))
+                await orgs_service.revoke_api_key(one, owner, first_id, now=utcnow())
+                racing = asyncio.create_task(
+                    orgs_service.revoke_api_key(two, owner, second_id, now=utcnow())
+                )
                 await asyncio.sleep(0.5)
                 assert not racing.done(), "the second revocation did not wait for the first"
                 await one.commit()

@@ -389,10 +389,10 @@ def test_expiry_job_expires_open_sessions_and_writes_the_event(
 ) -> None:
     from sqlalchemy import select
 
+    from core.checkout import settlement
     from core.checkout.context import CheckoutContext
     from core.db import create_engine, create_sessionmaker, transaction
     from core.models import CheckoutSession, Event
-    from core.payments import service as payments_service
     from tests.harness.factories import test_settings
 
     api, _ = sandbox
@@ -409,7 +409,7 @@ def test_expiry_job_expires_open_sessions_and_writes_the_event(
         try:
             context = CheckoutContext.from_settings(test_settings(database_url))
             async with transaction(create_sessionmaker(engine)) as db:
-                assert await payments_service.expire_due_sessions(db, context) >= 1
+                assert await settlement.expire_due_sessions(db, context) >= 1
             async with create_sessionmaker(engine)() as db:
                 checkout = await db.scalar(
                     select(CheckoutSession).where(CheckoutSession.uuid == session["uuid"])

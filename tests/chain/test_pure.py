@@ -22,7 +22,7 @@ from chain.watcher import (
     match_transfers,
 )
 from core.chains import Chain, ChainConfig
-from core.payments.service import checksum_address
+from core.payments.ingest import checksum_address
 
 TO = "0x" + "00" * 12 + "70997970c51812dc3a010c7d01b50e0d17dc79c8"
 FROM = "0x" + "00" * 12 + "f39fd6e51aad88f6f4ce6ab8827279cfffb92266"

@@ -22,7 +22,7 @@ from core.chains import ChainConfig, TokenConfig
 from core.checkout.context import CheckoutContext
 from core.db import create_engine, create_sessionmaker, transaction
 from core.models import CheckoutSession, DepositAddress, Event, Payment
-from core.payments import service as payments_service
+from core.payments import ingest as payments_ingest
 from core.payments.schemas import Transfer
 from tests.chain.test_watcher_resilience import db_counts, own_devnet
 from tests.harness.chains import watcher_settings
@@ -243,14 +243,12 @@ def test_a_transfer_seen_twice_in_one_batch_is_one_payment_with_one_set_of_event
             context = CheckoutContext.from_settings(settings)
             sessionmaker = create_sessionmaker(engine)
             async with transaction(sessionmaker) as db:
-                applied = await payments_service.apply_transfers(
+                applied = await payments_ingest.apply_transfers(
                     db, context, [sighting(final=False, block=10), sighting(final=True, block=11)]
                 )
                 assert applied[0] is applied[1]
             async with transaction(sessionmaker) as db:  # seen again by a later step
-                await payments_service.apply_transfers(
-                    db, context, [sighting(final=True, block=11)]
-                )
+                await payments_ingest.apply_transfers(db, context, [sighting(final=True, block=11)])
             async with sessionmaker() as db:
                 payments = (
                     await db.scalars(select(Payment).where(Payment.tx_hash == "0x" + "ab" * 32))

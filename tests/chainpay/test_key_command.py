@@ -63,7 +63,7 @@ def authenticate(database_url: str, raw_key: str) -> tuple[int, Role, bool]:
         engine = create_engine(database_url, pool=False)
         try:
             async with transaction(create_sessionmaker(engine)) as session:
-                principal = await orgs_service.authenticate(session, raw_key)
+                principal = await orgs_service.authenticate(session, raw_key, now=utcnow())
                 return principal.user_id, principal.role, principal.test
         finally:
             await engine.dispose()

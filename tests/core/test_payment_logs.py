@@ -13,10 +13,11 @@ import pytest
 from sqlalchemy import select, update
 
 from core.chains import ChainConfig, TokenConfig
+from core.checkout import settlement
 from core.checkout.context import CheckoutContext
 from core.db import create_engine, create_sessionmaker, transaction
 from core.models import CheckoutSession
-from core.payments import service as payments_service
+from core.payments import ingest as payments_ingest
 from core.payments.schemas import Transfer
 from tests.harness.factories import Api, Tenant, test_settings
 from tests.harness.logs import captured_logs, lines_of, rendered
@@ -85,19 +86,19 @@ def test_a_payment_is_logged_when_its_transaction_commits_never_when_it_rolls_ba
             async with sessionmaker() as db:
                 # The first step on this chain also inserts its currency row; the rollback takes
                 # it back, so the context must not keep that row's id for the next step.
-                await payments_service.apply_transfers(db, context, [seen])
+                await payments_ingest.apply_transfers(db, context, [seen])
                 await db.rollback()  # the step failed: nothing it decided happened
                 await db.execute(select(CheckoutSession.id).limit(1))
                 await db.commit()  # a later transaction of the same session writes none of it
             assert lines_of(lines, "payment_seen", session_uuid=session["uuid"]) == []
             assert lines_of(lines, "session_status_changed", session_uuid=session["uuid"]) == []
             async with transaction(sessionmaker) as db:
-                await payments_service.apply_transfers(db, context, [seen])
+                await payments_ingest.apply_transfers(db, context, [seen])
                 async with db.begin_nested():  # a savepoint released is not the commit
                     await db.execute(select(CheckoutSession.id).limit(1))
                 assert lines_of(lines, "payment_seen", session_uuid=session["uuid"]) == []
             async with transaction(sessionmaker) as db:  # seen again by the next step: no line
-                await payments_service.apply_transfers(db, context, [seen])
+                await payments_ingest.apply_transfers(db, context, [seen])
         finally:
             await engine.dispose()
 
@@ -132,7 +133,7 @@ def test_a_payment_found_already_final_logs_seen_then_confirmed_like_its_events(
         engine = create_engine(database_url)
         try:
             async with transaction(create_sessionmaker(engine)) as db:
-                await payments_service.apply_transfers(
+                await payments_ingest.apply_transfers(
                     db, context, [sighting(session["depositAddress"], final=True, tx_hash=tx_hash)]
                 )
         finally:
@@ -177,7 +178,7 @@ def test_expiry_logs_the_status_change(sandbox: Api, database_url: str) -> None:
                     .values(expires_at=datetime(2000, 1, 1, tzinfo=UTC))
                 )
             async with transaction(create_sessionmaker(engine)) as db:
-                await payments_service.expire_due_sessions(db, context)
+                await settlement.expire_due_sessions(db, context)
         finally:
             await engine.dispose()
 

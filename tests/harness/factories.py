@@ -16,7 +16,7 @@ from core.chains import ChainConfig, TokenConfig
 from core.checkout.context import CheckoutContext
 from core.config import Settings
 from core.db import create_engine, create_sessionmaker, transaction
-from core.payments import service as payments_service
+from core.payments import ingest as payments_ingest
 from core.payments.schemas import Transfer
 from core.wallet import service as wallet_service
 from core.wallet.derivation import account_xpub_from_mnemonic, generate_dev_mnemonic
@@ -192,7 +192,7 @@ def pay_session(
         try:
             context = CheckoutContext.from_settings(test_settings(database_url))
             async with transaction(create_sessionmaker(engine)) as session:
-                await payments_service.apply_transfer(
+                await payments_ingest.apply_transfer(
                     session,
                     context,
                     Transfer(
@@ -238,7 +238,11 @@ def start_trial(
                 )
                 assert checkout is not None
                 subscription = await subscriptions_service.start_trial(
-                    session, checkout, telegram_user_id=telegram_user_id, email=email
+                    session,
+                    checkout,
+                    now=datetime.now(UTC),
+                    telegram_user_id=telegram_user_id,
+                    email=email,
                 )
                 return subscription.uuid
         finally:

@@ -23,13 +23,14 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.checkout import service as checkout_service
+from core.checkout import settlement
 from core.checkout.context import CheckoutContext
 from core.checkout.schemas import Duration, SessionCreate, SubscriptionOptionsIn
 from core.db import create_engine, create_sessionmaker, transaction
 from core.errors import AppError
 from core.models import CheckoutSession, Event, Payment, Subscription
 from core.orgs.schemas import Principal, Role
-from core.payments import service as payments_service
+from core.payments import ingest as payments_ingest
 from core.payments.schemas import Transfer
 from core.subscriptions import service as subscriptions_service
 from tests.harness.databases import suite_backend
@@ -157,25 +158,27 @@ class Bench:
         transfer = paid(address, chain_id, usd, final=final)
 
         async def side(db: AsyncSession) -> Any:
-            return await payments_service.apply_transfers(db, self.context, [transfer])
+            return await payments_ingest.apply_transfers(db, self.context, [transfer])
 
         return side
 
     def cancel(self, uuid: str) -> Side:
         async def side(db: AsyncSession) -> Any:
-            return await checkout_service.cancel_session(db, self.principal, uuid)
+            return await checkout_service.cancel_session(
+                db, self.principal, uuid, now=self.context.clock.now()
+            )
 
         return side
 
     def expire(self) -> Side:
         async def side(db: AsyncSession) -> Any:
-            return await payments_service.expire_due_sessions(db, self.context)
+            return await settlement.expire_due_sessions(db, self.context)
 
         return side
 
     def confirm(self, chain_id: int) -> Side:
         async def side(db: AsyncSession) -> Any:
-            return await payments_service.confirm_through(db, self.context, chain_id, 10**9)
+            return await payments_ingest.confirm_through(db, self.context, chain_id, 10**9)
 
         return side
 
@@ -287,9 +290,11 @@ def test_cancel_racing_a_half_credit_ends_cancelled_and_underpaid_for_good(
         # Neither a second cancel nor the expiry sweep cancels it again.
         async with bench.two() as db:
             with pytest.raises(AppError):
-                await checkout_service.cancel_session(db, bench.principal, uuid)
+                await checkout_service.cancel_session(
+                    db, bench.principal, uuid, now=bench.context.clock.now()
+                )
         async with transaction(bench.two) as db:
-            await payments_service.expire_due_sessions(db, bench.context)
+            await settlement.expire_due_sessions(db, bench.context)
         checkout, events, confirmed = await bench.outcome(session_id)
         assert checkout.status == "cancelled", (number, checkout.status, events)
         assert checkout.cancelled_at is not None
@@ -435,13 +440,18 @@ def test_cancelling_a_trial_while_its_first_payment_settles_keeps_it_cancelled(
             checkout.trial_seconds = 7 * 86_400
             await db.flush()
             trial = await subscriptions_service.start_trial(
-                db, checkout, telegram_user_id=10_000 + number + 1000 * next(_tx_numbers)
+                db,
+                checkout,
+                now=bench.context.clock.now(),
+                telegram_user_id=10_000 + number + 1000 * next(_tx_numbers),
             )
             uuid = trial.uuid
         address = await bench.deposit_address(session_id)
 
         async def cancel(db: AsyncSession) -> Any:
-            return await subscriptions_service.cancel(db, bench.principal, uuid, force=True)
+            return await subscriptions_service.cancel(
+                db, bench.principal, uuid, force=True, now=bench.context.clock.now()
+            )
 
         credit = bench.credit(address, CHAIN_A, 10)
         if number % 2 == 0:
@@ -474,12 +484,12 @@ def test_two_chains_steps_settling_the_same_sessions_in_crossed_order_do_not_dea
         go: asyncio.Event,
     ) -> None:
         try:
-            await payments_service.lock_step_sessions(db, chain_id, [transfer], 10**9)
-            await payments_service.apply_transfers(db, bench.context, [transfer])
+            await payments_ingest.lock_step_sessions(db, chain_id, [transfer], 10**9)
+            await payments_ingest.apply_transfers(db, bench.context, [transfer])
         finally:
             reached.set()
         await go.wait()
-        await payments_service.confirm_through(db, bench.context, chain_id, 10**9)
+        await payments_ingest.confirm_through(db, bench.context, chain_id, 10**9)
 
     async def play(bench: Bench, number: int) -> None:
         ids = [await bench.new_session(), await bench.new_session()]

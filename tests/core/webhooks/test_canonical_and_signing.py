@@ -19,7 +19,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from core.events.canonical import NotCanonical, canonical_json, json_number
 from core.webhooks.crypto import SecretBox, new_secret
-from core.webhooks.service import MAX_ATTEMPTS, RETRY_DELAYS, next_attempt_at
+from core.webhooks.queue import MAX_ATTEMPTS, RETRY_DELAYS, next_attempt_at
 from core.webhooks.signing import delivery_headers, verify_qbitflow
 from core.webhooks.ssrf import BlockedTarget, checked_addresses, is_public
 from tests.harness import qbitflow21

@@ -1,8 +1,11 @@
-"""Webhook endpoints and secrets, the delivery log, and the claim/record steps of the sender."""
+"""The delivery queue the sender works: claim due deliveries, record what happened, release.
+
+Retries follow RETRY_DELAYS (about three days after the first attempt); an endpoint whose
+deliveries exhaust every retry often enough in a row, or that answers 410, is disabled.
+"""
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,25 +17,12 @@ import structlog
 from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.errors import Forbidden, NotFound
 from core.events import service as events_service
-from core.events.wakeup import notify_on_commit
 from core.logs import log_on_commit
-from core.models import (
-    Event,
-    OrganizationWebhookSecret,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookEndpoint,
-)
-from core.models.base import utcnow
-from core.models.webhooks import SecretColumns
-from core.orgs.schemas import Principal
+from core.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from core.webhooks import outbox
-from core.webhooks.crypto import SecretBox, new_secret
-from core.webhooks.schemas import ALL_TYPES, EndpointCreate, EndpointUpdate
-from core.webhooks.signing import verify_qbitflow
-from core.webhooks.ssrf import Resolve, check_url, system_resolve
+from core.webhooks.crypto import SecretBox
+from core.webhooks.secrets import default_secrets, secrets_in_force
 
 log = structlog.get_logger(__name__)
 
@@ -53,378 +43,6 @@ MAX_RETRY_AFTER = timedelta(hours=24)
 RESPONSE_EXCERPT_BYTES = 2048
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
-
-
-class EndpointNotFound(NotFound):
-    def __init__(self, param: str = "uuid") -> None:
-        super().__init__("Webhook endpoint not found", param=param)
-
-
-class EventNotFound(NotFound):
-    def __init__(self) -> None:
-        super().__init__("Event not found", param="eventId")
-
-
-def _require_admin(principal: Principal) -> None:
-    if not principal.is_admin:
-        raise Forbidden("Only owner and admin keys manage webhooks", code="admin_required")
-
-
-# --- secrets ---------------------------------------------------------------------------------
-
-
-def _rotate(row: SecretColumns, box: SecretBox, overlap: timedelta, now: datetime) -> str:
-    secret = new_secret()
-    if overlap > timedelta(0):
-        row.previous_secret_encrypted = row.secret_encrypted
-        row.previous_secret_expires_at = now + overlap
-    else:
-        row.previous_secret_encrypted = None
-        row.previous_secret_expires_at = None
-    row.secret_encrypted = box.encrypt(secret)
-    row.secret_rotated_at = now
-    return secret
-
-
-def live_secrets(row: SecretColumns, box: SecretBox, now: datetime) -> list[str]:
-    """The current secret, then the previous one while its overlap lasts."""
-    return secrets_in_force(
-        row.secret_encrypted,
-        row.previous_secret_encrypted,
-        row.previous_secret_expires_at,
-        box,
-        now,
-    )
-
-
-def secrets_in_force(
-    current: str,
-    previous: str | None,
-    previous_expires_at: datetime | None,
-    box: SecretBox,
-    now: datetime,
-) -> list[str]:
-    secrets = [box.decrypt(current)]
-    if previous and previous_expires_at is not None and previous_expires_at > now:
-        secrets.append(box.decrypt(previous))
-    return secrets
-
-
-async def create_default_secret(session: AsyncSession, organization_id: int, box: SecretBox) -> str:
-    """The organization's default secret (for sessions' own webhookUrls). Returned this once."""
-    secret = new_secret()
-    session.add(
-        OrganizationWebhookSecret(
-            organization_id=organization_id, secret_encrypted=box.encrypt(secret)
-        )
-    )
-    await session.flush()
-    return secret
-
-
-async def rotate_default_secret(
-    session: AsyncSession, principal: Principal, box: SecretBox, *, overlap: timedelta
-) -> tuple[str, datetime | None]:
-    _require_admin(principal)
-    row = await session.get(OrganizationWebhookSecret, principal.organization_id)
-    if row is None:
-        return await create_default_secret(session, principal.organization_id, box), None
-    secret = _rotate(row, box, overlap, utcnow())
-    await session.flush()
-    return secret, row.previous_secret_expires_at
-
-
-async def verification_secrets(
-    session: AsyncSession, organization_id: int, box: SecretBox, now: datetime
-) -> list[str]:
-    """Every secret that may have signed a delivery of this organization right now."""
-    rows: list[SecretColumns] = list(
-        await session.scalars(
-            select(WebhookEndpoint).where(WebhookEndpoint.organization_id == organization_id)
-        )
-    )
-    default = await session.get(OrganizationWebhookSecret, organization_id)
-    if default is not None:
-        rows.insert(0, default)
-    return [secret for row in rows for secret in live_secrets(row, box, now)]
-
-
-async def verify(
-    session: AsyncSession,
-    principal: Principal,
-    box: SecretBox,
-    *,
-    payload: object,
-    signature: str,
-    timestamp: str,
-) -> bool:
-    """QBitFlow's server-side check: any of the organization's live secrets signed this."""
-    now = utcnow()
-    candidates = await verification_secrets(session, principal.organization_id, box, now)
-    return verify_qbitflow(
-        candidates,
-        payload=payload,
-        signature=signature,
-        timestamp=timestamp,
-        now=int(now.timestamp()),
-    )
-
-
-# --- endpoints -------------------------------------------------------------------------------
-
-
-def _types_json(types: list[str] | None) -> str | None:
-    if types is None or ALL_TYPES in types:
-        return None
-    return json.dumps(sorted(types))
-
-
-async def create_endpoint(
-    session: AsyncSession,
-    principal: Principal,
-    data: EndpointCreate,
-    box: SecretBox,
-    *,
-    allow_private: bool,
-    resolve: Resolve = system_resolve,
-) -> tuple[WebhookEndpoint, str]:
-    """Register an endpoint; its secret is returned this once."""
-    _require_admin(principal)
-    url = await check_url(
-        data.url, live=not principal.test, allow_private=allow_private, resolve=resolve
-    )
-    secret = new_secret()
-    endpoint = WebhookEndpoint(
-        organization_id=principal.organization_id,
-        test=principal.test,
-        url=url,
-        description=data.description,
-        event_types=_types_json(data.event_types),
-        active=data.active,
-        secret_encrypted=box.encrypt(secret),
-    )
-    session.add(endpoint)
-    await session.flush()
-    outbox.forget_endpoints(session)
-    return endpoint, secret
-
-
-async def list_endpoints(session: AsyncSession, principal: Principal) -> Sequence[WebhookEndpoint]:
-    _require_admin(principal)
-    return (
-        await session.scalars(
-            select(WebhookEndpoint)
-            .where(
-                WebhookEndpoint.organization_id == principal.organization_id,
-                WebhookEndpoint.test == principal.test,
-            )
-            .order_by(WebhookEndpoint.id)
-        )
-    ).all()
-
-
-async def get_endpoint(
-    session: AsyncSession, principal: Principal, uuid: str, *, param: str = "uuid"
-) -> WebhookEndpoint:
-    """One endpoint of the key's mode; a `user` key sees none (endpoints are admin objects)."""
-    if not principal.is_admin:
-        raise EndpointNotFound(param)
-    endpoint = await session.scalar(
-        select(WebhookEndpoint).where(
-            WebhookEndpoint.uuid == uuid,
-            WebhookEndpoint.organization_id == principal.organization_id,
-            WebhookEndpoint.test == principal.test,
-        )
-    )
-    if endpoint is None:
-        raise EndpointNotFound(param)
-    return endpoint
-
-
-async def update_endpoint(
-    session: AsyncSession,
-    principal: Principal,
-    uuid: str,
-    data: EndpointUpdate,
-    *,
-    allow_private: bool,
-    resolve: Resolve = system_resolve,
-) -> WebhookEndpoint:
-    _require_admin(principal)
-    endpoint = await get_endpoint(session, principal, uuid)
-    if data.url is not None:
-        endpoint.url = await check_url(
-            data.url, live=not principal.test, allow_private=allow_private, resolve=resolve
-        )
-    if data.description is not None:
-        endpoint.description = data.description
-    if data.event_types is not None:
-        endpoint.event_types = _types_json(data.event_types)
-    if data.active is not None:
-        endpoint.active = data.active
-        if data.active:
-            endpoint.disabled_reason = None
-            endpoint.disabled_at = None
-            endpoint.exhausted_in_a_row = 0
-    endpoint.updated_at = utcnow()
-    await session.flush()
-    outbox.forget_endpoints(session)
-    return endpoint
-
-
-async def delete_endpoint(session: AsyncSession, principal: Principal, uuid: str) -> None:
-    _require_admin(principal)
-    endpoint = await get_endpoint(session, principal, uuid)
-    await session.delete(endpoint)
-    await session.flush()
-    outbox.forget_endpoints(session)
-
-
-async def rotate_endpoint_secret(
-    session: AsyncSession, principal: Principal, uuid: str, box: SecretBox, *, overlap: timedelta
-) -> tuple[WebhookEndpoint, str]:
-    _require_admin(principal)
-    endpoint = await get_endpoint(session, principal, uuid)
-    secret = _rotate(endpoint, box, overlap, utcnow())
-    endpoint.updated_at = utcnow()
-    await session.flush()
-    return endpoint, secret
-
-
-async def send_test(
-    session: AsyncSession, principal: Principal, uuid: str
-) -> tuple[Event, WebhookDelivery]:
-    """A `webhook.test` event delivered to this endpoint only."""
-    _require_admin(principal)
-    endpoint = await get_endpoint(session, principal, uuid)
-    event = await events_service.emit_now(
-        session,
-        organization_id=principal.organization_id,
-        test=principal.test,
-        type="webhook.test",
-        data={"endpointUUID": endpoint.uuid, "message": "chainpay test delivery"},
-    )
-    delivery = WebhookDelivery(
-        organization_id=principal.organization_id,
-        event=event,
-        endpoint_id=endpoint.id,
-        next_attempt_at=event.created_at,
-    )
-    session.add(delivery)
-    await session.flush()
-    return event, delivery
-
-
-# --- the delivery log ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DeliveryRecord:
-    delivery: WebhookDelivery
-    event: Event
-    endpoint_uuid: str | None
-    attempts: list[WebhookAttempt]
-
-
-async def _records(
-    session: AsyncSession, deliveries: Sequence[WebhookDelivery]
-) -> list[DeliveryRecord]:
-    if not deliveries:
-        return []
-    ids = [d.id for d in deliveries]
-    events = {
-        e.id: e
-        for e in await session.scalars(
-            select(Event).where(Event.id.in_({d.event_id for d in deliveries}))
-        )
-    }
-    endpoint_ids = {d.endpoint_id for d in deliveries if d.endpoint_id is not None}
-    endpoints: dict[int, str] = {}
-    if endpoint_ids:
-        rows = await session.execute(
-            select(WebhookEndpoint.id, WebhookEndpoint.uuid).where(
-                WebhookEndpoint.id.in_(endpoint_ids)
-            )
-        )
-        endpoints = {endpoint_id: uuid for endpoint_id, uuid in rows}
-    attempts: dict[int, list[WebhookAttempt]] = {}
-    for attempt in await session.scalars(
-        select(WebhookAttempt)
-        .where(WebhookAttempt.delivery_id.in_(ids))
-        .order_by(WebhookAttempt.delivery_id, WebhookAttempt.attempt, WebhookAttempt.id)
-    ):
-        attempts.setdefault(attempt.delivery_id, []).append(attempt)
-    return [
-        DeliveryRecord(
-            delivery=d,
-            event=events[d.event_id],
-            endpoint_uuid=endpoints.get(d.endpoint_id) if d.endpoint_id else None,
-            attempts=attempts.get(d.id, []),
-        )
-        for d in deliveries
-    ]
-
-
-async def recent_deliveries(
-    session: AsyncSession, principal: Principal, uuid: str, *, limit: int
-) -> list[DeliveryRecord]:
-    """An endpoint's latest deliveries, newest first, each with its attempts."""
-    endpoint = await get_endpoint(session, principal, uuid)
-    deliveries = (
-        await session.scalars(
-            select(WebhookDelivery)
-            .where(WebhookDelivery.endpoint_id == endpoint.id)
-            .order_by(WebhookDelivery.id.desc())
-            .limit(limit)
-        )
-    ).all()
-    return await _records(session, deliveries)
-
-
-async def delivery_record(session: AsyncSession, delivery: WebhookDelivery) -> DeliveryRecord:
-    return (await _records(session, [delivery]))[0]
-
-
-async def redeliver(
-    session: AsyncSession, principal: Principal, event_id: str, endpoint_uuid: str | None
-) -> list[DeliveryRecord]:
-    """Send an event again now: its deliveries (or the one to `endpoint_uuid`) restart."""
-    _require_admin(principal)
-    event = await session.scalar(
-        select(Event).where(
-            Event.uuid == event_id,
-            Event.organization_id == principal.organization_id,
-            Event.test == principal.test,
-        )
-    )
-    if event is None:
-        raise EventNotFound()
-    now = utcnow()
-    query = select(WebhookDelivery).where(WebhookDelivery.event_id == event.id)
-    endpoint = None
-    if endpoint_uuid is not None:
-        endpoint = await get_endpoint(session, principal, endpoint_uuid, param="endpointUUID")
-        query = query.where(WebhookDelivery.endpoint_id == endpoint.id)
-    deliveries = list((await session.scalars(query.order_by(WebhookDelivery.id))).all())
-    if endpoint is not None and not deliveries:
-        delivery = WebhookDelivery(
-            organization_id=principal.organization_id,
-            event_id=event.id,
-            endpoint_id=endpoint.id,
-            next_attempt_at=now,
-        )
-        session.add(delivery)
-        deliveries.append(delivery)
-    for delivery in deliveries:
-        delivery.status = PENDING
-        delivery.next_attempt_at = now
-        delivery.claimed_until = None
-    await session.flush()
-    notify_on_commit(session)  # this process's sender posts them at once
-    return await _records(session, deliveries)
-
-
-# --- the sender's two steps: claim due deliveries, record what happened ----------------------
 
 
 @dataclass(frozen=True)
@@ -557,7 +175,7 @@ async def claim_due(
             url = endpoint.url
         else:
             if row.organization_id not in defaults:
-                defaults[row.organization_id] = await _default_secrets(
+                defaults[row.organization_id] = await default_secrets(
                     session, row.organization_id, box, now
                 )
             secrets = defaults[row.organization_id]
@@ -577,19 +195,6 @@ async def claim_due(
             )
         )
     return claims
-
-
-async def _default_secrets(
-    session: AsyncSession, organization_id: int, box: SecretBox, now: datetime
-) -> list[str]:
-    row = await session.get(OrganizationWebhookSecret, organization_id)
-    if row is None:
-        # An organization made before webhooks existed: its secret is created now; the
-        # merchant reads it by rotating (`POST /v1/webhooks/default-secret/rotate`).
-        await create_default_secret(session, organization_id, box)
-        row = await session.get(OrganizationWebhookSecret, organization_id)
-        assert row is not None
-    return live_secrets(row, box, now)
 
 
 @dataclass(frozen=True)

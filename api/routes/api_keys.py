@@ -12,25 +12,17 @@ from api.responses import model_response
 from api.routing import both_slashes, make_router
 from core.models import ApiKey
 from core.orgs import service as orgs_service
-from core.orgs.schemas import ApiKeyCreate, ApiKeyOut, CreatedApiKey, MessageOut, Role
+from core.orgs.schemas import (
+    ApiKeyCreate,
+    ApiKeyOut,
+    CreatedApiKey,
+    MessageOut,
+    Role,
+    api_key_out,
+)
 
 router = make_router(prefix="/api-key", tags=["api keys"])
 PositiveId = Annotated[int, Path(gt=0, le=2**63 - 1)]
-
-
-def api_key_out(key: ApiKey, role: Role) -> ApiKeyOut:
-    return ApiKeyOut(
-        id=key.id,
-        name=key.name,
-        organization_id=key.organization_id,
-        user_id=key.user_id,
-        created_at=key.created_at,
-        expires_at=key.expires_at,
-        last_used_at=key.last_used_at,
-        role=role,
-        test=key.test,
-        preview=key.preview,
-    )
 
 
 def _listing(keys: Sequence[ApiKey], role: Role) -> Response:

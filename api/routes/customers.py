@@ -11,28 +11,11 @@ from api.responses import model_response
 from api.routing import both_slashes, make_router
 from core.catalog import service as catalog_service
 from core.catalog.schemas import CustomerCreate, CustomerOut, CustomerPage, CustomerUpdate
-from core.models import Customer
 from core.orgs.schemas import MessageOut
 from core.schemas import Email
 
 router = make_router(prefix="/customer", tags=["customers"])
 CustomerUUID = Annotated[str, Path(min_length=1, max_length=36, description="Customer UUID")]
-
-
-def customer_out(customer: Customer) -> CustomerOut:
-    return CustomerOut(
-        uuid=customer.uuid,
-        name=customer.name,
-        last_name=customer.last_name,
-        email=customer.email,
-        phone_number=customer.phone_number,
-        address=customer.address,
-        reference=customer.reference,
-        telegram_user_id=customer.telegram_user_id,
-        wallet_address=customer.wallet_address,
-        created_at=customer.created_at,
-        test=customer.test,
-    )
 
 
 @both_slashes(router, "POST", "", response_model=CustomerOut)
@@ -41,7 +24,7 @@ async def create_customer(
 ) -> Response:
     """Create a customer."""
     return model_response(
-        customer_out(await catalog_service.create_customer(session, principal, body))
+        CustomerOut.model_validate(await catalog_service.create_customer(session, principal, body))
     )
 
 
@@ -59,7 +42,7 @@ async def list_customers(
         session, principal, limit=limit, cursor=cursor
     )
     return model_response(
-        CustomerPage(items=[customer_out(c) for c in items], next_cursor=next_cursor)
+        CustomerPage(items=[CustomerOut.model_validate(c) for c in items], next_cursor=next_cursor)
     )
 
 
@@ -69,7 +52,9 @@ async def get_customer(
 ) -> Response:
     """Get a customer by UUID."""
     return model_response(
-        customer_out(await catalog_service.get_customer(session, principal, customer_uuid))
+        CustomerOut.model_validate(
+            await catalog_service.get_customer(session, principal, customer_uuid)
+        )
     )
 
 
@@ -81,7 +66,9 @@ async def get_customer_by_email(
 ) -> Response:
     """Get a customer by email."""
     return model_response(
-        customer_out(await catalog_service.get_customer_by_email(session, principal, email))
+        CustomerOut.model_validate(
+            await catalog_service.get_customer_by_email(session, principal, email)
+        )
     )
 
 
@@ -91,7 +78,7 @@ async def update_customer(
 ) -> Response:
     """Update a customer (uuid in the body); absent or null fields stay unchanged."""
     return model_response(
-        customer_out(await catalog_service.update_customer(session, principal, body))
+        CustomerOut.model_validate(await catalog_service.update_customer(session, principal, body))
     )
 
 

@@ -11,24 +11,10 @@ from api.responses import model_response
 from api.routing import both_slashes, make_router
 from core.catalog import service as catalog_service
 from core.catalog.schemas import ProductCreate, ProductOut, ProductUpdate
-from core.models import Product
 from core.orgs.schemas import MessageOut
 
 router = make_router(prefix="/product", tags=["products"])
 ProductId = Annotated[int, Path(gt=0, le=2**63 - 1, description="Product id")]
-
-
-def product_out(product: Product) -> ProductOut:
-    return ProductOut(
-        id=product.id,
-        name=product.name,
-        description=product.description,
-        price=product.price_usd,
-        reference=product.reference,
-        created_at=product.created_at,
-        is_active=product.is_active,
-        test=product.test,
-    )
 
 
 @both_slashes(router, "POST", "", response_model=ProductOut, status_code=200)
@@ -37,14 +23,14 @@ async def create_product(
 ) -> Response:
     """Create a product with an exact USD price."""
     product = await catalog_service.create_product(session, principal, body)
-    return model_response(product_out(product))
+    return model_response(ProductOut.model_validate(product))
 
 
 @both_slashes(router, "GET", "", response_model=list[ProductOut])
 async def list_products(session: SessionDep, principal: CurrentPrincipal) -> Response:
     """List the products the key can see."""
     products = await catalog_service.list_products(session, principal)
-    return model_response([product_out(p) for p in products])
+    return model_response([ProductOut.model_validate(p) for p in products])
 
 
 @router.get("/id/{product_id}", response_model=ProductOut)
@@ -53,7 +39,7 @@ async def get_product(
 ) -> Response:
     """Get a product by id."""
     return model_response(
-        product_out(await catalog_service.get_product(session, principal, product_id))
+        ProductOut.model_validate(await catalog_service.get_product(session, principal, product_id))
     )
 
 
@@ -65,7 +51,7 @@ async def get_product_by_reference(
 ) -> Response:
     """Get a product by the merchant's own reference."""
     product = await catalog_service.get_product_by_reference(session, principal, reference)
-    return model_response(product_out(product))
+    return model_response(ProductOut.model_validate(product))
 
 
 @router.put("/{product_id}", response_model=ProductOut)
@@ -74,7 +60,7 @@ async def update_product(
 ) -> Response:
     """Update a product; absent or null fields stay unchanged."""
     product = await catalog_service.update_product(session, principal, product_id, body)
-    return model_response(product_out(product))
+    return model_response(ProductOut.model_validate(product))
 
 
 @router.delete("/{product_id}", response_model=MessageOut)

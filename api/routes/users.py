@@ -9,26 +9,11 @@ from fastapi import Path, Response
 from api.deps import CurrentPrincipal, SessionDep
 from api.responses import model_response
 from api.routing import both_slashes, make_router
-from core.models import User
 from core.orgs import service as orgs_service
-from core.orgs.schemas import MessageOut, Role, UserCreate, UserOut, UserUpdate
+from core.orgs.schemas import MessageOut, UserCreate, UserOut, UserUpdate
 
 router = make_router(prefix="/user", tags=["users"])
 UserId = Annotated[int, Path(gt=0, le=2**63 - 1, description="User id")]
-
-
-def user_out(user: User) -> UserOut:
-    return UserOut(
-        id=user.id,
-        name=user.name,
-        last_name=user.last_name,
-        email=user.email,
-        created_at=user.created_at,
-        updated_at=user.updated_at,
-        organization_id=user.organization_id,
-        role=Role(user.role),
-        organization_fee_bps=user.organization_fee_bps,
-    )
 
 
 @both_slashes(router, "POST", "", response_model=UserOut)
@@ -36,25 +21,31 @@ async def create_user(
     body: UserCreate, session: SessionDep, principal: CurrentPrincipal
 ) -> Response:
     """Create a user in the caller's organization (admin or owner; only the owner creates admins)."""
-    return model_response(user_out(await orgs_service.create_user(session, principal, body)))
+    return model_response(
+        UserOut.model_validate(await orgs_service.create_user(session, principal, body))
+    )
 
 
 @both_slashes(router, "GET", "", response_model=UserOut)
 async def get_me(session: SessionDep, principal: CurrentPrincipal) -> Response:
     """The user the API key belongs to."""
-    return model_response(user_out(await orgs_service.get_me(session, principal)))
+    return model_response(UserOut.model_validate(await orgs_service.get_me(session, principal)))
 
 
 @both_slashes(router, "GET", "/all", response_model=list[UserOut])
 async def list_users(session: SessionDep, principal: CurrentPrincipal) -> Response:
     """All users of the organization (admin or owner)."""
-    return model_response([user_out(u) for u in await orgs_service.list_users(session, principal)])
+    return model_response(
+        [UserOut.model_validate(u) for u in await orgs_service.list_users(session, principal)]
+    )
 
 
 @router.get("/id/{user_id}", response_model=UserOut)
 async def get_user(user_id: UserId, session: SessionDep, principal: CurrentPrincipal) -> Response:
     """A user of the organization by id (admin or owner, or yourself)."""
-    return model_response(user_out(await orgs_service.get_user(session, principal, user_id)))
+    return model_response(
+        UserOut.model_validate(await orgs_service.get_user(session, principal, user_id))
+    )
 
 
 @router.put("/{user_id:int}", response_model=UserOut)  # :int, so PUT /user/all is a 405
@@ -63,7 +54,7 @@ async def update_user(
 ) -> Response:
     """Update a user; your own fee is ignored when you edit yourself."""
     return model_response(
-        user_out(await orgs_service.update_user(session, principal, user_id, body))
+        UserOut.model_validate(await orgs_service.update_user(session, principal, user_id, body))
     )
 
 

@@ -7,21 +7,10 @@ from fastapi import Response
 from api.deps import CurrentPrincipal, SessionDep
 from api.responses import model_response
 from api.routing import both_slashes, make_router
-from core.models import WalletAccount
 from core.wallet import service as wallet_service
-from core.wallet.derivation import derive_address
-from core.wallet.schemas import WalletOut, WalletSet
+from core.wallet.schemas import WalletOut, WalletSet, wallet_out
 
 router = make_router(prefix="/wallet", tags=["wallet"])
-
-
-def wallet_out(account: WalletAccount) -> WalletOut:
-    return WalletOut(
-        xpub=account.xpub,
-        next_index=account.next_index,
-        first_address=derive_address(account.xpub, 0),
-        updated_at=account.updated_at,
-    )
 
 
 @both_slashes(router, "GET", "", response_model=WalletOut)

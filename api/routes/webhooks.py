@@ -12,19 +12,13 @@ from api.responses import model_response
 from api.routing import both_slashes, make_router
 from core.errors import InvalidInput
 from core.events.types import EVENT_TYPES
-from core.models import WebhookEndpoint
 from core.orgs.schemas import MessageOut
 from core.webhooks import deliveries as deliveries_service
 from core.webhooks import endpoints as endpoints_service
-from core.webhooks import outbox
 from core.webhooks import secrets as secrets_service
 from core.webhooks.crypto import SecretBox
-from core.webhooks.deliveries import DeliveryRecord
-from core.webhooks.queue import PENDING
 from core.webhooks.schemas import (
-    AttemptOut,
     DeliveryList,
-    DeliveryOut,
     EndpointCreate,
     EndpointCreatedOut,
     EndpointList,
@@ -37,6 +31,8 @@ from core.webhooks.schemas import (
     SecretOut,
     TestDeliveryOut,
     VerifyIn,
+    delivery_out,
+    endpoint_out,
 )
 from core.webhooks.ssrf import Resolve
 
@@ -61,52 +57,6 @@ def _resolve(request: Request) -> Resolve:
 
 def _allow_private(request: Request) -> bool:
     return bool(request.app.state.settings.webhooks_allow_private)
-
-
-def endpoint_out(endpoint: WebhookEndpoint) -> EndpointOut:
-    types = outbox.event_types_of(endpoint)
-    return EndpointOut(
-        uuid=endpoint.uuid,
-        url=endpoint.url,
-        description=endpoint.description,
-        event_types=sorted(types) if types is not None else None,
-        active=endpoint.active,
-        disabled_reason=endpoint.disabled_reason,
-        disabled_at=endpoint.disabled_at,
-        secret_rotated_at=endpoint.secret_rotated_at,
-        previous_secret_expires_at=endpoint.previous_secret_expires_at,
-        test=endpoint.test,
-        created_at=endpoint.created_at,
-        updated_at=endpoint.updated_at,
-    )
-
-
-def delivery_out(record: DeliveryRecord) -> DeliveryOut:
-    d = record.delivery
-    return DeliveryOut(
-        uuid=d.uuid,
-        event_id=record.event.uuid,
-        event_type=record.event.type,
-        endpoint_uuid=record.endpoint_uuid,
-        url=d.url,
-        status=d.status,
-        attempts=d.attempts,
-        next_attempt_at=d.next_attempt_at if d.status == PENDING else None,
-        delivered_at=d.delivered_at,
-        last_status_code=d.last_status_code,
-        last_error=d.last_error,
-        attempt_log=[
-            AttemptOut(
-                attempt=a.attempt,
-                started_at=a.started_at,
-                duration_ms=a.duration_ms,
-                status_code=a.status_code,
-                response=a.response_excerpt,
-                error=a.error,
-            )
-            for a in record.attempts
-        ],
-    )
 
 
 @both_slashes(router, "POST", "/verify", response_model=MessageOut)

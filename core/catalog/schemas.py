@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, StrictBool, StrictInt
+from pydantic import AliasChoices, ConfigDict, Field, StrictBool, StrictInt
 
 from core.schemas import (
     CamelModel,
@@ -24,10 +24,19 @@ Address = Annotated[str, Field(min_length=1, max_length=1000)]
 
 
 class ProductOut(CamelModel):
+    # Read straight off a core.models.Product; price comes from its price_usd column. An
+    # explicit validation_alias switches off the camelCase generator for this field, so the
+    # wire name is spelled out as alias.
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     name: str
     description: str
-    price: ExactDecimal = Field(description="USD, exact")
+    price: ExactDecimal = Field(
+        alias="price",
+        validation_alias=AliasChoices("price", "price_usd"),
+        description="USD, exact",
+    )
     reference: str | None
     created_at: datetime
     is_active: bool
@@ -51,6 +60,8 @@ class ProductUpdate(CamelModel):
 
 
 class CustomerOut(CamelModel):
+    model_config = ConfigDict(from_attributes=True)  # read straight off a core.models.Customer
+
     uuid: str
     name: str
     last_name: str

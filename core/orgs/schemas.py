@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-from pydantic import Field, StrictBool, StrictInt
+from pydantic import ConfigDict, Field, StrictBool, StrictInt
 
 from core.schemas import CamelModel, Email, ShortText
+
+if TYPE_CHECKING:
+    from core.models import ApiKey
 
 
 class Role(StrEnum):
@@ -38,6 +41,8 @@ Password = Annotated[str, Field(min_length=8, max_length=256)]
 
 
 class UserOut(CamelModel):
+    model_config = ConfigDict(from_attributes=True)  # read straight off a core.models.User
+
     id: int
     name: str
     last_name: str
@@ -79,6 +84,22 @@ class ApiKeyOut(CamelModel):
     role: Role
     test: bool
     preview: str
+
+
+def api_key_out(key: ApiKey, role: Role) -> ApiKeyOut:
+    """A key as the API shows it: its own columns plus its holder's role (a key has none)."""
+    return ApiKeyOut(
+        id=key.id,
+        name=key.name,
+        organization_id=key.organization_id,
+        user_id=key.user_id,
+        created_at=key.created_at,
+        expires_at=key.expires_at,
+        last_used_at=key.last_used_at,
+        role=role,
+        test=key.test,
+        preview=key.preview,
+    )
 
 
 class ApiKeyCreate(CamelModel):

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field, StrictBool, StrictInt, field_validator
+from pydantic import AliasChoices, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 from core.events.types import EVENT_TYPES
 from core.schemas import CamelModel
+from core.webhooks import outbox
+from core.webhooks.queue import PENDING
+
+if TYPE_CHECKING:
+    from core.models import WebhookEndpoint
+    from core.webhooks.deliveries import DeliveryRecord
 
 EndpointUrl = Annotated[str, Field(min_length=1, max_length=2000)]
 ALL_TYPES = "*"
@@ -88,11 +94,20 @@ class SecretOut(CamelModel):
 
 
 class AttemptOut(CamelModel):
+    # Read straight off a core.models.WebhookAttempt; response comes from response_excerpt. An
+    # explicit validation_alias switches off the camelCase generator for this field, so the
+    # wire name is spelled out as alias.
+    model_config = ConfigDict(from_attributes=True)
+
     attempt: int
     started_at: datetime
     duration_ms: int
     status_code: int | None
-    response: str | None = Field(description="First 2 KiB of the receiver's answer")
+    response: str | None = Field(
+        alias="response",
+        validation_alias=AliasChoices("response", "response_excerpt"),
+        description="First 2 KiB of the receiver's answer",
+    )
     error: str | None
 
 
@@ -141,3 +156,41 @@ class VerifyIn(CamelModel):
     payload: Any
     received_signature: Annotated[str, Field(max_length=200)]
     received_timestamp: Annotated[str, Field(max_length=30)]
+
+
+def endpoint_out(endpoint: WebhookEndpoint) -> EndpointOut:
+    """An endpoint as the API shows it: event types decoded and sorted (null: every type)."""
+    types = outbox.event_types_of(endpoint)
+    return EndpointOut(
+        uuid=endpoint.uuid,
+        url=endpoint.url,
+        description=endpoint.description,
+        event_types=sorted(types) if types is not None else None,
+        active=endpoint.active,
+        disabled_reason=endpoint.disabled_reason,
+        disabled_at=endpoint.disabled_at,
+        secret_rotated_at=endpoint.secret_rotated_at,
+        previous_secret_expires_at=endpoint.previous_secret_expires_at,
+        test=endpoint.test,
+        created_at=endpoint.created_at,
+        updated_at=endpoint.updated_at,
+    )
+
+
+def delivery_out(record: DeliveryRecord) -> DeliveryOut:
+    """A delivery with its event and attempt log; nextAttemptAt only while it is pending."""
+    d = record.delivery
+    return DeliveryOut(
+        uuid=d.uuid,
+        event_id=record.event.uuid,
+        event_type=record.event.type,
+        endpoint_uuid=record.endpoint_uuid,
+        url=d.url,
+        status=d.status,
+        attempts=d.attempts,
+        next_attempt_at=d.next_attempt_at if d.status == PENDING else None,
+        delivered_at=d.delivered_at,
+        last_status_code=d.last_status_code,
+        last_error=d.last_error,
+        attempt_log=[AttemptOut.model_validate(a) for a in record.attempts],
+    )

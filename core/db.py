@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -171,6 +171,11 @@ def insert_many(
         [target for _, target, _ in given], rows_in_order, include_defaults=False
     )
     return statement, None
+
+
+def chunks(values: Sequence[Any], size: int = 500) -> list[Sequence[Any]]:
+    """`values` in slices of `size`: keeps `IN (...)` lists and parameter counts bounded."""
+    return [values[i : i + size] for i in range(0, len(values), size)]
 
 
 _LOCKED = "chainpay.locked"

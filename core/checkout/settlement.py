@@ -23,6 +23,7 @@ from core.checkout.state import (
     SessionStatus,
     decide,
 )
+from core.db import chunks
 from core.events import service as events_service
 from core.logs import log_on_commit
 from core.models import ChainHead, CheckoutSession, Customer, Organization, Payment
@@ -44,9 +45,9 @@ async def load_described(
     loaded: list[Organization | Customer] = []
     org_ids = sorted({c.organization_id for c in checkouts})
     customer_ids = sorted({c.customer_id for c in checkouts if c.customer_id is not None})
-    for chunk in _chunks(org_ids):
+    for chunk in chunks(org_ids):
         loaded.extend(await session.scalars(select(Organization).where(Organization.id.in_(chunk))))
-    for chunk in _chunks(customer_ids):
+    for chunk in chunks(customer_ids):
         loaded.extend(await session.scalars(select(Customer).where(Customer.id.in_(chunk))))
     return loaded
 
@@ -436,7 +437,3 @@ async def recompute_session(
         if payment.late != late:
             payment.late = late
     # Not flushed here: the caller's unit of work writes every session it touched at once.
-
-
-def _chunks(values: Sequence[Any], size: int = 500) -> list[Sequence[Any]]:
-    return [values[i : i + size] for i in range(0, len(values), size)]

@@ -17,7 +17,7 @@ from core.checkout import service as checkout_service
 from core.checkout import settlement
 from core.checkout.context import CheckoutContext
 from core.checkout.state import PaymentStatus
-from core.db import insert_many, on_commit
+from core.db import chunks, insert_many, on_commit
 from core.models import ChainHead, CheckoutSession, Payment, Subscription
 from core.models.catalog import new_uuid
 from core.money import base_units_to_usd
@@ -52,7 +52,7 @@ async def apply_transfers(
     if not usable:
         return []
     sessions_by_address: dict[str, CheckoutSession] = {}
-    for chunk in _chunks(sorted({u[3] for u in usable})):
+    for chunk in chunks(sorted({u[3] for u in usable})):
         for checkout in await session.scalars(
             select(CheckoutSession).where(CheckoutSession.deposit_address.in_(chunk))
         ):
@@ -82,7 +82,7 @@ async def apply_transfers(
             payments_of.setdefault(known.session_id, []).append(known)
     subscription_of: dict[int, int] = {}
     # Only subscription sessions ever have a subscription (one-time payments skip the query).
-    for chunk in _chunks(sorted(i for i, c in touched.items() if c.kind == "subscription")):
+    for chunk in chunks(sorted(i for i, c in touched.items() if c.kind == "subscription")):
         for sub_id, session_id in await session.execute(
             select(Subscription.id, Subscription.session_id).where(
                 Subscription.session_id.in_(chunk)
@@ -184,7 +184,7 @@ async def lock_step_sessions(
         {checksum_address(t.to_address) for t in transfers if t.amount_base_units > 0}
     )
     ids: set[int] = set()
-    for chunk in _chunks(addresses):
+    for chunk in chunks(addresses):
         ids.update(
             await session.scalars(
                 select(CheckoutSession.id).where(CheckoutSession.deposit_address.in_(chunk))
@@ -244,10 +244,6 @@ def checksum_address(address: str) -> str:
 
 
 _HEX_DIGITS = "0123456789abcdef"
-
-
-def _chunks(values: Sequence[Any], size: int = 500) -> list[Sequence[Any]]:
-    return [values[i : i + size] for i in range(0, len(values), size)]
 
 
 async def _currency_id(
@@ -333,7 +329,7 @@ async def _change_status(
         session, {p.session_id for p in payments if p.session_id is not None}
     )
     payments_of: dict[int, list[Payment]] = {}
-    for chunk in _chunks(sorted(checkouts)):
+    for chunk in chunks(sorted(checkouts)):
         for payment in await session.scalars(
             select(Payment)
             .where(Payment.session_id.in_(chunk))

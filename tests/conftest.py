@@ -14,9 +14,8 @@ import pytest
 from qbitflow import QBitFlow, config
 
 from chainpay.logs import configure_logging
-from chainpay.migrations import upgrade
 from core.config import Settings
-from tests.harness.databases import fresh_postgres_database, sqlite_url, suite_backend
+from tests.harness.databases import fresh_migrated_database
 from tests.harness.factories import TEST_SECRET_KEY, Api, Tenant, make_tenant, test_settings
 
 # Every Settings() of the run, and every chainpay process a test starts, encrypts with this key
@@ -33,13 +32,15 @@ def plain_logs() -> None:
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if suite_backend() == "postgresql":
-        with fresh_postgres_database() as url:
-            upgrade(url)
-            yield url
-    else:
-        url = sqlite_url(Path(tmp_path_factory.mktemp("db")))
-        upgrade(url)
+    with fresh_migrated_database(Path(tmp_path_factory.mktemp("db"))) as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_url(tmp_path: Path) -> Iterator[str]:
+    """A database of its own for one test, for what is shared across organizations (job runs,
+    leases, the clock's row) and so cannot be isolated by tenancy."""
+    with fresh_migrated_database(tmp_path) as url:
         yield url
 
 

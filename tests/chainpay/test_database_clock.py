@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from chainpay.migrations import upgrade
 from core.checkout import service as checkout_service
 from core.checkout.context import CheckoutContext
 from core.checkout.schemas import SessionCreate
@@ -27,21 +26,7 @@ from core.clock import DatabaseClock, set_offset
 from core.db import create_engine, create_sessionmaker, transaction
 from core.models import CheckoutSession, JobRun
 from core.orgs.schemas import Principal, Role
-from tests.harness.databases import fresh_postgres_database, sqlite_url, suite_backend
 from tests.harness.factories import TEST_CHAINS, TEST_SECRET_KEY, make_tenant, test_settings
-
-
-@pytest.fixture
-def fresh_url(tmp_path: Path) -> Iterator[str]:
-    """An empty migrated database of the suite's backend (the clock's row and job runs are shared)."""
-    if suite_backend() == "postgresql":
-        with fresh_postgres_database() as url:
-            upgrade(url)
-            yield url
-    else:
-        url = sqlite_url(tmp_path)
-        upgrade(url)
-        yield url
 
 
 def move_clock(url: str, offset: timedelta) -> None:

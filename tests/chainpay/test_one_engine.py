@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,29 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import core.db
 from chainpay import roles
-from chainpay.migrations import upgrade
 from core.chains import ChainConfig, TokenConfig
 from core.checkout import service as checkout_service
 from core.db import create_engine, create_sessionmaker, transaction
-from tests.harness.databases import fresh_postgres_database, sqlite_url, suite_backend
 from tests.harness.factories import test_settings
 from tests.harness.server import free_port
 
 # Configured without decimals: start-up reads them from the database's cache.
 UNLISTED_TOKEN = "0x000000000000000000000000000000000000bEEF"
-
-
-@pytest.fixture
-def fresh_url(tmp_path: Path) -> Iterator[str]:
-    """An empty migrated database of the suite's backend (job runs and leases are shared)."""
-    if suite_backend() == "postgresql":
-        with fresh_postgres_database() as url:
-            upgrade(url)
-            yield url
-    else:
-        url = sqlite_url(tmp_path)
-        upgrade(url)
-        yield url
 
 
 async def _cache_decimals(url: str) -> None:

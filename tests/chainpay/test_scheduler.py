@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from chainpay.migrations import upgrade
 from chainpay.scheduler import Job, JobScheduler, default_jobs
 from core.checkout import service as checkout_service
 from core.checkout.context import CheckoutContext
@@ -25,24 +21,10 @@ from core.clock import ManualClock, SystemClock
 from core.db import create_engine, create_sessionmaker, transaction
 from core.models import CheckoutSession, JobRun, Lease
 from core.orgs.schemas import Principal, Role
-from tests.harness.databases import fresh_postgres_database, sqlite_url, suite_backend
 from tests.harness.factories import make_tenant, test_settings
 from tests.harness.server import live_server
 
 START = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def fresh_url(tmp_path: Path) -> Iterator[str]:
-    """An empty migrated database of the suite's backend (job runs are shared by all)."""
-    if suite_backend() == "postgresql":
-        with fresh_postgres_database() as url:
-            upgrade(url)
-            yield url
-    else:
-        url = sqlite_url(tmp_path)
-        upgrade(url)
-        yield url
 
 
 @dataclass

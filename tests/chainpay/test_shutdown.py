@@ -21,11 +21,9 @@ import pytest
 import sqlalchemy as sa
 
 from chain.devnet import Devnet, transfer, write_chains_file
-from chainpay.migrations import upgrade
 from chainpay.roles import SHUTDOWN_GRACE_SECONDS
 from core.db import create_engine
 from tests.harness.chains import devnet_or_skip
-from tests.harness.databases import fresh_postgres_database, sqlite_url, suite_backend
 from tests.harness.factories import TEST_SECRET_KEY, Api, make_tenant
 from tests.harness.receiver import HANG, running_receiver
 from tests.harness.rpc_proxy import Faults, rpc_proxy
@@ -45,24 +43,11 @@ def devnet() -> Iterator[Devnet]:
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[str]:
-    """A fresh migrated database of the suite's backend for each test (leases are per chain)."""
-    if suite_backend() == "postgresql":
-        with fresh_postgres_database() as url:
-            upgrade(url)
-            yield url
-    else:
-        url = sqlite_url(tmp_path)
-        upgrade(url)
-        yield url
-
-
-@pytest.fixture
-def env(tmp_path: Path, devnet: Devnet, database: str) -> dict[str, str]:
+def env(tmp_path: Path, devnet: Devnet, fresh_url: str) -> dict[str, str]:
     chains = write_chains_file(devnet, tmp_path / "chains.toml")
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith("CHAINPAY_")},
-        "CHAINPAY_DATABASE_URL": database,
+        "CHAINPAY_DATABASE_URL": fresh_url,
         "CHAINPAY_CHAINS_FILE": str(chains),
         "CHAINPAY_WATCHER_POLL_SECONDS": str(POLL_SECONDS),
         "CHAINPAY_WATCHER_LEASE_SECONDS": str(LEASE_SECONDS),
@@ -156,15 +141,15 @@ def healthy(base: str) -> bool:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_serve_stops_cleanly_and_a_restart_sees_a_payment_within_a_poll(
-    tmp_path: Path, env: dict[str, str], database: str, devnet: Devnet, sig: signal.Signals
+    tmp_path: Path, env: dict[str, str], fresh_url: str, devnet: Devnet, sig: signal.Signals
 ) -> None:
-    tenant = make_tenant(database, test=True)
+    tenant = make_tenant(fresh_url, test=True)
     server, base = serving(tmp_path, env)
     with server as process:
         wait_for("API", lambda: healthy(base), 60, process)
-        wait_for("watcher leases", lambda: both_chains_leased(database), 30, process)
+        wait_for("watcher leases", lambda: both_chains_leased(fresh_url), 30, process)
         assert stopped(process, sig) == 0
-    assert leases(database) == []
+    assert leases(fresh_url) == []
 
     server, base = serving(tmp_path, env)
     with server as process:
@@ -190,20 +175,20 @@ def test_serve_stops_cleanly_and_a_restart_sees_a_payment_within_a_poll(
         )
         assert time.monotonic() - paid < POLL_SECONDS + SLACK_SECONDS < LEASE_SECONDS
         assert stopped(process, signal.SIGTERM) == 0
-    assert leases(database) == []
+    assert leases(fresh_url) == []
 
 
 def test_watcher_gives_back_its_leases_on_sigterm(
-    tmp_path: Path, env: dict[str, str], database: str
+    tmp_path: Path, env: dict[str, str], fresh_url: str
 ) -> None:
     with running(tmp_path, env, "watcher") as process:
-        wait_for("watcher leases", lambda: both_chains_leased(database), 60, process)
+        wait_for("watcher leases", lambda: both_chains_leased(fresh_url), 60, process)
         assert stopped(process, signal.SIGTERM) == 0
-    assert leases(database) == []
+    assert leases(fresh_url) == []
 
 
 def test_a_watcher_stuck_on_a_stalled_node_stops_within_the_grace(
-    tmp_path: Path, env: dict[str, str], database: str, devnet: Devnet
+    tmp_path: Path, env: dict[str, str], fresh_url: str, devnet: Devnet
 ) -> None:
     """The step waiting on the node (which would retry for a minute) is cancelled, rolled back,
     and the lease still given back."""
@@ -219,20 +204,20 @@ def test_a_watcher_stuck_on_a_stalled_node_stops_within_the_grace(
         )
         stalled_env = {**env, "CHAINPAY_CHAINS_FILE": str(chains)}
         with running(tmp_path, stalled_env, "watcher") as process:
-            wait_for("the lease", lambda: [c for c, _ in leases(database)] == [chain_id], 60)
+            wait_for("the lease", lambda: [c for c, _ in leases(fresh_url)] == [chain_id], 60)
             faults.stall_every, faults.stall_seconds = 1, 120
             asked = sum(faults.seen.values())
             wait_for("a stalled request", lambda: sum(faults.seen.values()) > asked, 10, process)
             signalled = time.monotonic()
             assert stopped(process, signal.SIGTERM) == 0
             assert time.monotonic() - signalled < SHUTDOWN_GRACE_SECONDS + SLACK_SECONDS
-    assert leases(database) == []
+    assert leases(fresh_url) == []
 
 
 def test_api_and_worker_stop_cleanly_finishing_or_handing_back_posts(
-    tmp_path: Path, env: dict[str, str], database: str
+    tmp_path: Path, env: dict[str, str], fresh_url: str
 ) -> None:
-    tenant = make_tenant(database, test=True)
+    tenant = make_tenant(fresh_url, test=True)
     port = free_port()
     with (
         running_receiver() as receiver,
@@ -260,7 +245,7 @@ def test_api_and_worker_stop_cleanly_finishing_or_handing_back_posts(
     deliveries = dict(
         (url.removeprefix(receiver.base), (status, attempts, claimed_until))
         for url, status, attempts, claimed_until in rows(
-            database,
+            fresh_url,
             "SELECT e.url, d.status, d.attempts, d.claimed_until FROM webhook_deliveries d"
             " JOIN webhook_endpoints e ON e.id = d.endpoint_id",
         )

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chainpay.migrations import upgrade
 from core.checkout import service as checkout_service
 from core.checkout import tasks as checkout_tasks
 from core.checkout.context import CheckoutContext
@@ -30,24 +26,10 @@ from core.models import (
 )
 from core.orgs.schemas import Principal, Role
 from core.webhooks import tasks as webhooks_tasks
-from tests.harness.databases import fresh_postgres_database, sqlite_url, suite_backend
 from tests.harness.factories import Tenant, make_tenant, test_settings
 
 # Far from the machine's clock: only a service that reads the injected clock gets it right.
 START = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def fresh_url(tmp_path: Path) -> Iterator[str]:
-    """An empty migrated database of the suite's backend: jobs sweep every organization."""
-    if suite_backend() == "postgresql":
-        with fresh_postgres_database() as url:
-            upgrade(url)
-            yield url
-    else:
-        url = sqlite_url(tmp_path)
-        upgrade(url)
-        yield url
 
 
 def principal_of(tenant: Tenant) -> Principal:

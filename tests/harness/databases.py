@@ -75,3 +75,18 @@ def fresh_postgres_database() -> Iterator[str]:
         yield url.render_as_string(hide_password=False)
     finally:
         asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextmanager
+def fresh_migrated_database(directory: Path) -> Iterator[str]:
+    """A new database of the suite's backend, migrated to head (SQLite: a file in `directory`)."""
+    from chainpay.migrations import upgrade
+
+    if suite_backend() == "postgresql":
+        with fresh_postgres_database() as url:
+            upgrade(url)
+            yield url
+    else:
+        url = sqlite_url(directory)
+        upgrade(url)
+        yield url

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.config import Settings
 from core.db import create_engine, create_sessionmaker, transaction
@@ -81,6 +82,25 @@ class OrganizationRequired(AppError):
     code = "organization_required"
 
 
+async def _named_or_only_organization(
+    session: AsyncSession, organization_id: int | None
+) -> Organization:
+    """The organization `--org` names, or the only one when it names none."""
+    if organization_id is None:
+        ids = list(await session.scalars(select(Organization.id).limit(2)))
+        if not ids:
+            raise AppError("No organization here yet: run `chainpay init` first")
+        if len(ids) > 1:
+            raise OrganizationRequired(
+                "There are several organizations here: name one with --org ID"
+            )
+        organization_id = ids[0]
+    organization = await session.get(Organization, organization_id)
+    if organization is None:
+        raise AppError(f"No organization #{organization_id}")
+    return organization
+
+
 @dataclass(frozen=True)
 class NewApiKey:
     organization_id: int
@@ -107,18 +127,7 @@ async def create_api_key(
     engine = create_engine(settings.database_url, pool=False)
     try:
         async with transaction(create_sessionmaker(engine)) as session:
-            if organization_id is None:
-                ids = list(await session.scalars(select(Organization.id).limit(2)))
-                if not ids:
-                    raise AppError("No organization here yet: run `chainpay init` first")
-                if len(ids) > 1:
-                    raise OrganizationRequired(
-                        "There are several organizations here: name one with --org ID"
-                    )
-                organization_id = ids[0]
-            organization = await session.get(Organization, organization_id)
-            if organization is None:
-                raise AppError(f"No organization #{organization_id}")
+            organization = await _named_or_only_organization(session, organization_id)
             user, key, raw = await orgs_service.create_key_for_operator(
                 session, organization.id, user_email=user_email, name=name, test=test
             )
@@ -163,16 +172,8 @@ async def set_xpub(settings: Settings, xpub: str, organization_id: int | None) -
     engine = create_engine(settings.database_url, pool=False)
     try:
         async with transaction(create_sessionmaker(engine)) as session:
-            if organization_id is None:
-                ids = list(await session.scalars(select(Organization.id).limit(2)))
-                if not ids:
-                    raise AppError("No organization here yet: run `chainpay init` first")
-                if len(ids) > 1:
-                    raise AppError("There are several organizations here: name one with --org ID")
-                organization_id = ids[0]
-            elif await session.get(Organization, organization_id) is None:
-                raise AppError(f"No organization #{organization_id}")
-            await wallet_service.set_xpub(session, organization_id, xpub)
-            return organization_id
+            organization = await _named_or_only_organization(session, organization_id)
+            await wallet_service.set_xpub(session, organization.id, xpub)
+            return organization.id
     finally:
         await engine.dispose()

@@ -233,7 +233,7 @@ def wallet_set_xpub(
         organization_id = asyncio.run(bootstrap.set_xpub(settings, xpub, org))
     except AppError as exc:
         typer.secho(exc.message, fg="red", err=True)
-        raise typer.Exit(1) from exc
+        raise typer.Exit(2 if isinstance(exc, bootstrap.OrganizationRequired) else 1) from exc
     typer.echo(f"Organization #{organization_id} now receives at addresses derived from this xpub.")
 
 

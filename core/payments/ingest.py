@@ -246,20 +246,28 @@ def checksum_address(address: str) -> str:
 _HEX_DIGITS = "0123456789abcdef"
 
 
+_SYNCED_CURRENCIES = "chainpay.synced_currencies"
+
+
 async def _currency_id(
     session: AsyncSession, context: CheckoutContext, chain_id: int, contract: str
 ) -> int:
     key = (chain_id, contract.lower())
     if key in context.currency_ids:
         return context.currency_ids[key]
+    sync = session.sync_session
     currencies = await checkout_service.currencies_by_token(session)
     if key not in currencies:
         await checkout_service.sync_currencies(session, context)
         currencies = await checkout_service.currencies_by_token(session)
+        sync.info[_SYNCED_CURRENCIES] = sync.get_transaction()
     ids = {k: c.id for k, c in currencies.items()}
-    # Cached for the process only once committed: rows this transaction inserted vanish if it
-    # rolls back, and a cached id of such a row would break every later step's foreign key.
-    on_commit(session, partial(context.currency_ids.update, ids))
+    if sync.info.get(_SYNCED_CURRENCIES) is sync.get_transaction():
+        # This transaction inserted currency rows: they vanish if it rolls back, and a cached id
+        # of such a row would break every later step's foreign key. Cached once committed.
+        on_commit(session, partial(context.currency_ids.update, ids))
+    else:
+        context.currency_ids.update(ids)  # all committed rows: one read per process
     return ids[key]
 
 

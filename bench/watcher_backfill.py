@@ -49,6 +49,7 @@ from web3 import Web3
 from chain.devnet import DEV_ACCOUNT, running_devnet, token_contract, transfer
 from chain.watcher import TRANSFER_TOPIC, ChainWatcher
 from chainpay.bootstrap import create_organization
+from chainpay.logs import configure_logging
 from chainpay.migrations import upgrade
 from core.chains import ChainConfig, TokenConfig
 from core.checkout.context import CheckoutContext
@@ -329,7 +330,12 @@ async def main() -> None:
     )
     parser.add_argument("--payments", type=int, default=100, help="payments for the latency run")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency run")
+    parser.add_argument(
+        "--log-level", default="info", help="as `chainpay serve --log-level` (its JSON lines)"
+    )
     args = parser.parse_args()
+    # As in production: `serve` logs one JSON line per payment and status change.
+    configure_logging(args.log_level)
     workdir = Path(tempfile.mkdtemp())
     database_url = args.database_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
     await asyncio.to_thread(upgrade, database_url)

@@ -536,8 +536,10 @@ class ChainWatcher:
             await chainstate.set_head(session, self.chain.id, head, str(head_block["hash"]).lower())
             # Every session this step settles, locked in one ordered pass (no deadlock with
             # another chain's step or the expiry job), before either call below decides one.
-            await ingest.lock_step_sessions(session, self.chain.id, transfers, final)
-            await ingest.apply_transfers(session, self.context, transfers)
+            sessions = await ingest.lock_step_sessions(session, self.chain.id, transfers, final)
+            await ingest.apply_transfers(
+                session, self.context, transfers, sessions_by_address=sessions
+            )
             await chainstate.record_blocks(session, self.chain.id, blocks)
             await chainstate.forget_blocks(session, self.chain.id, through=final)
             await chainstate.set_cursor(session, self.chain.id, scanned_through)

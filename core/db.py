@@ -188,6 +188,17 @@ class _Locked:
     rows: dict[tuple[type, int], Any] = field(default_factory=dict)
 
 
+def _held(session: AsyncSession) -> _Locked:
+    """The rows this session's current transaction has locked (a new record per transaction)."""
+    sync = session.sync_session
+    transaction = sync.get_transaction() or sync.begin()
+    locked: _Locked | None = sync.info.get(_LOCKED)
+    if locked is None or locked.transaction is not transaction:
+        locked = _Locked(transaction)
+        sync.info[_LOCKED] = locked
+    return locked
+
+
 async def lock_rows(
     session: AsyncSession, entity: type[_Row], ids: Iterable[int]
 ) -> dict[int, _Row]:
@@ -203,12 +214,7 @@ async def lock_rows(
     to take (BEGIN IMMEDIATE holds the database's write lock; the dialect drops FOR UPDATE), but
     the same statements run, so both backends take one code path.
     """
-    sync = session.sync_session
-    transaction = sync.get_transaction() or sync.begin()
-    locked: _Locked | None = sync.info.get(_LOCKED)
-    if locked is None or locked.transaction is not transaction:
-        locked = _Locked(transaction)
-        sync.info[_LOCKED] = locked
+    locked = _held(session)
     wanted = sorted(set(ids))
     found: dict[int, _Row] = {}
     missing = []
@@ -239,4 +245,29 @@ async def lock_rows(
             id_ = int(getattr(row, column.key))
             locked.rows[(entity, id_)] = row
             found[id_] = row
+    return found
+
+
+async def lock_where(session: AsyncSession, entity: type[_Row], condition: Any) -> dict[int, _Row]:
+    """The rows of `entity` that match `condition`, locked in id order in one statement, as
+    `lock_rows` locks them (and recorded with them, so a later `lock_rows` of these ids reads
+    nothing): for a caller that would otherwise look the ids up first and lock them second.
+
+    One statement keeps the id order only while it is one statement: the caller bounds what
+    `condition` can match (or uses `lock_rows` with ids it collected).
+    """
+    locked = _held(session)
+    await session.flush()
+    column: Any = inspect(entity).primary_key[0]
+    found: dict[int, _Row] = {}
+    for row in await session.scalars(
+        select(entity)
+        .where(condition)
+        .order_by(column)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    ):
+        id_ = int(getattr(row, column.key))
+        locked.rows[(entity, id_)] = row
+        found[id_] = row
     return found

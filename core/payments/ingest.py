@@ -17,7 +17,7 @@ from core.checkout import service as checkout_service
 from core.checkout import settlement
 from core.checkout.context import CheckoutContext
 from core.checkout.state import PaymentStatus
-from core.db import chunks, insert_many, on_commit
+from core.db import LOCK_CHUNK, chunks, insert_many, lock_where, on_commit
 from core.models import ChainHead, CheckoutSession, Payment, Subscription
 from core.models.catalog import new_uuid
 from core.money import base_units_to_usd
@@ -33,7 +33,11 @@ async def apply_transfer(
 
 
 async def apply_transfers(
-    session: AsyncSession, context: CheckoutContext, transfers: Sequence[Transfer]
+    session: AsyncSession,
+    context: CheckoutContext,
+    transfers: Sequence[Transfer],
+    *,
+    sessions_by_address: dict[str, CheckoutSession] | None = None,
 ) -> list[Payment]:
     """Record (or update) the payments for a batch of transfers and bring their sessions up to date.
 
@@ -41,7 +45,8 @@ async def apply_transfers(
     transfer again only moves it from seen to confirmed (or revives it after a reorg put it back).
     Transfers to addresses we do not know, of unconfigured tokens, or of zero value are ignored.
     The whole batch costs a handful of queries, not a handful per transfer: the watcher's step
-    hands over everything it found in its range at once.
+    hands over everything it found in its range at once. `sessions_by_address`: what
+    `lock_step_sessions` found for these transfers (then they are not looked up again).
     """
     usable = []
     for transfer in transfers:
@@ -51,12 +56,13 @@ async def apply_transfers(
             usable.append((transfer, chain, token, checksum_address(transfer.to_address)))
     if not usable:
         return []
-    sessions_by_address: dict[str, CheckoutSession] = {}
-    for chunk in chunks(sorted({u[3] for u in usable})):
-        for checkout in await session.scalars(
-            select(CheckoutSession).where(CheckoutSession.deposit_address.in_(chunk))
-        ):
-            sessions_by_address[checkout.deposit_address] = checkout
+    if sessions_by_address is None:
+        sessions_by_address = {}
+        for chunk in chunks(sorted({u[3] for u in usable})):
+            for checkout in await session.scalars(
+                select(CheckoutSession).where(CheckoutSession.deposit_address.in_(chunk))
+            ):
+                sessions_by_address[checkout.deposit_address] = checkout
     usable = [
         u
         for u in usable
@@ -171,39 +177,48 @@ async def apply_transfers(
 
 async def lock_step_sessions(
     session: AsyncSession, chain_id: int, transfers: Sequence[Transfer], final_block: int
-) -> None:
+) -> dict[str, CheckoutSession]:
     """Lock, in one pass in id order, every session a watcher step will settle: those its
     transfers pay (`apply_transfers`) and those with seen payments now final (`confirm_through`).
+    Returns the sessions of the transfers' addresses by address, for `apply_transfers`.
 
     Each of those two locks its own sessions too; a step that let them lock one set after the
     other could hold one session while waiting for another that a concurrent path (the other
     chain's step, the expiry job) holds while it waits for the first. Locked here first, they
-    find theirs held already. Two queries and the lock per step, none per session.
+    find theirs held already. One statement per step (looking the sessions up and locking them
+    are the same `SELECT ... ORDER BY id FOR NO KEY UPDATE`); a step paying more than 500
+    addresses looks their ids up first, so that one ordered pass still locks them all.
     """
     addresses = sorted(
         {checksum_address(t.to_address) for t in transfers if t.amount_base_units > 0}
     )
-    ids: set[int] = set()
-    for chunk in chunks(addresses):
-        ids.update(
-            await session.scalars(
-                select(CheckoutSession.id).where(CheckoutSession.deposit_address.in_(chunk))
-            )
+    now_final = (
+        select(Payment.session_id)
+        .distinct()
+        .where(
+            Payment.chain_id == chain_id,
+            Payment.status == PaymentStatus.SEEN.value,
+            Payment.block_number <= final_block,
+            Payment.session_id.is_not(None),
         )
-    ids.update(
-        session_id
-        for session_id in await session.scalars(
-            select(Payment.session_id)
-            .distinct()
-            .where(
-                Payment.chain_id == chain_id,
-                Payment.status == PaymentStatus.SEEN.value,
-                Payment.block_number <= final_block,
-            )
-        )
-        if session_id is not None
     )
-    await checkout_repository.lock_sessions(session, ids)
+    if len(addresses) <= LOCK_CHUNK:
+        locked = await lock_where(
+            session,
+            CheckoutSession,
+            or_(CheckoutSession.deposit_address.in_(addresses), CheckoutSession.id.in_(now_final)),
+        )
+    else:
+        ids: set[int] = set(await session.scalars(now_final))
+        for chunk in chunks(addresses):
+            ids.update(
+                await session.scalars(
+                    select(CheckoutSession.id).where(CheckoutSession.deposit_address.in_(chunk))
+                )
+            )
+        locked = await checkout_repository.lock_sessions(session, ids)
+    wanted = set(addresses)
+    return {c.deposit_address: c for c in locked.values() if c.deposit_address in wanted}
 
 
 async def _payments_of_sessions_or_txs(

@@ -9,11 +9,14 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.clock import Clock, DatabaseClock, SystemClock
 from core.config import Settings
 from core.db import create_engine, create_sessionmaker, transaction
 from core.errors import AppError
 from core.models import Organization
+from core.orgs import repository as orgs_repository
 from core.orgs import service as orgs_service
+from core.telegram import links as telegram_links
 from core.wallet import service as wallet_service
 from core.wallet.derivation import account_xpub_from_mnemonic, generate_dev_mnemonic
 from core.webhooks import secrets as webhook_secrets
@@ -141,6 +144,60 @@ async def create_api_key(
                 api_key=raw,
                 name=key.name,
                 test=key.test,
+            )
+    finally:
+        await engine.dispose()
+
+
+@dataclass(frozen=True)
+class NewTelegramLinkCode:
+    organization_id: int
+    user_id: int
+    user_email: str
+    code: str
+    expires_at: str  # ISO 8601, UTC
+    test: bool
+
+
+async def create_telegram_link_code(
+    settings: Settings, *, user_email: str, organization_id: int | None, test: bool
+) -> NewTelegramLinkCode:
+    """`chainpay user link-telegram`: a one-time `/link` code for the user with `user_email`
+    (of organization `organization_id` when given), made on the server without an API key."""
+    engine = create_engine(settings.database_url, pool=False)
+    try:
+        sessionmaker = create_sessionmaker(engine)
+        clock: Clock = SystemClock()
+        if settings.clock == "database":  # the clock every process of a test run follows
+            database_clock = DatabaseClock(sessionmaker)
+            await database_clock.refresh()
+            clock = database_clock
+        async with transaction(sessionmaker) as session:
+            user = await orgs_repository.get_user_by_email(session, user_email)
+            if user is None:
+                raise AppError(f"No user with email {user_email}", param="user")
+            if organization_id is not None:
+                organization = await _named_or_only_organization(session, organization_id)
+                if user.organization_id != organization.id:
+                    raise AppError(
+                        f"{user_email} belongs to organization #{user.organization_id}, "
+                        f"not #{organization.id}",
+                        param="user",
+                    )
+            link = await telegram_links.create_link_code(
+                session,
+                organization_id=user.organization_id,
+                user_id=user.id,
+                test=test,
+                now=clock.now(),
+            )
+            return NewTelegramLinkCode(
+                organization_id=user.organization_id,
+                user_id=user.id,
+                user_email=user.email,
+                code=link.code,
+                expires_at=link.expires_at.isoformat(),
+                test=test,
             )
     finally:
         await engine.dispose()

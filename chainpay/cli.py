@@ -297,6 +297,48 @@ def key_create(
     typer.echo(f"  {created.api_key}")
 
 
+# --- chainpay user link-telegram: a one-time code for the bot's /link -----------------------
+
+user_app = _Typer(help="Users of organizations: their Telegram accounts.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("link-telegram")
+def user_link_telegram(
+    email: str = typer.Argument(..., metavar="EMAIL", callback=_valid_email, help="User's email"),
+    test: bool = typer.Option(
+        False, "--test", help="Link in test mode: the account makes test invoices (devnet)"
+    ),
+    org: int | None = typer.Option(
+        None, "--org", metavar="ID", help="Organization id the user must belong to"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
+) -> None:
+    """Make a one-time code (10 minutes) that links a Telegram account: `/link CODE` in the bot."""
+    settings = _settings()
+    _prepare_database(settings)
+    try:
+        created = asyncio.run(
+            bootstrap.create_telegram_link_code(
+                settings, user_email=email, organization_id=org, test=test
+            )
+        )
+    except AppError as exc:
+        typer.secho(exc.message, fg="red", err=True)
+        raise typer.Exit(2 if isinstance(exc, bootstrap.OrganizationRequired) else 1) from exc
+    if as_json:
+        typer.echo(json.dumps(asdict(created)))
+        return
+    mode = "test" if created.test else "live"
+    until = created.expires_at[:19].replace("T", " ")
+    typer.echo(
+        f"One-time code for {created.user_email} of organization #{created.organization_id} "
+        f"({mode} mode), valid until {until} UTC:"
+    )
+    typer.echo(f"  {created.code}")
+    typer.echo(f"In Telegram, send the bot: /link {created.code}")
+
+
 @devnet_app.callback(invoke_without_command=True)
 def devnet_run(
     ctx: typer.Context,
@@ -414,6 +456,41 @@ def worker() -> None:
     configure_logging(settings.log_level)
     _prepare_database(settings)
     roles.run(roles.worker(settings))
+
+
+@app.command("bot")
+def bot_command(
+    webhook: str | None = typer.Option(
+        None,
+        metavar="URL",
+        help="Webhook mode: Telegram posts updates to this https URL (any number of replicas); "
+        "default long polling (one replica)",
+    ),
+    listen: str = typer.Option(
+        "127.0.0.1:8081", metavar="HOST:PORT", help="Where the webhook server listens"
+    ),
+) -> None:
+    """Run only the Telegram bot (scale-out role; needs CHAINPAY_TELEGRAM_BOT_TOKEN)."""
+    from chainpay import roles
+    from core.chains import ConfigurationError
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    if not settings.telegram_bot_token:
+        raise ConfigurationError(
+            "CHAINPAY_TELEGRAM_BOT_TOKEN is not set: give the bot's token from @BotFather"
+        )
+    host, _sep, port_text = listen.rpartition(":")
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise typer.BadParameter("give HOST:PORT, e.g. 127.0.0.1:8081", param_hint="--listen")
+    if webhook is not None and not webhook.startswith("https://"):
+        raise typer.BadParameter("Telegram posts only to https URLs", param_hint="--webhook")
+    _prepare_database(settings)
+    roles.run(
+        roles.telegram_bot(
+            settings, webhook_url=webhook, listen_host=host, listen_port=int(port_text)
+        )
+    )
 
 
 @app.command()

@@ -250,9 +250,63 @@ async def worker(settings: Settings) -> None:
         )
 
 
+async def run_telegram_bot(
+    settings: Settings,
+    stop: asyncio.Event,
+    context: CheckoutContext,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    webhook_url: str | None = None,
+    listen_host: str = "127.0.0.1",
+    listen_port: int = 8081,
+) -> None:
+    """The Telegram bot (polling, or a webhook server) with its event consumer and sender;
+    without CHAINPAY_TELEGRAM_BOT_TOKEN it says so once and waits for `stop`."""
+    if not settings.telegram_bot_token:
+        log.info("telegram_bot_skipped", reason="CHAINPAY_TELEGRAM_BOT_TOKEN is not set")
+        await stop.wait()
+        return
+    from bot.runner import run_bot  # aiogram: imported when a bot runs
+
+    await run_bot(
+        settings.telegram_bot_token,
+        settings.telegram_api_url,
+        sessionmaker,
+        context,
+        stop,
+        webhook_url=webhook_url,
+        listen_host=listen_host,
+        listen_port=listen_port,
+    )
+
+
+async def telegram_bot(
+    settings: Settings,
+    *,
+    webhook_url: str | None = None,
+    listen_host: str = "127.0.0.1",
+    listen_port: int = 8081,
+) -> None:
+    """Only the Telegram bot (scale-out role: one polling replica, or any number in webhook
+    mode)."""
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    async with _process(settings) as (sessionmaker, context):
+        if not stop.is_set():
+            await run_telegram_bot(
+                settings,
+                stop,
+                context,
+                sessionmaker,
+                webhook_url=webhook_url,
+                listen_host=listen_host,
+                listen_port=listen_port,
+            )
+
+
 async def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
     """Everything in one asyncio process: the API, a watcher per chain, the webhook sender,
-    the periodic jobs."""
+    the periodic jobs and (with a token) the Telegram bot."""
     stop = asyncio.Event()
     _stop_on_signals(stop)
     async with _process(settings) as (sessionmaker, context):
@@ -268,6 +322,9 @@ async def serve(settings: Settings, *, host: str | None = None, port: int | None
             asyncio.create_task(sender.run(stop), name="webhook-sender"),
             asyncio.create_task(
                 _scheduler(settings, context, sessionmaker).run(stop), name="scheduler"
+            ),
+            asyncio.create_task(
+                run_telegram_bot(settings, stop, context, sessionmaker), name="telegram-bot"
             ),
         ]
         try:

@@ -70,8 +70,10 @@ def test_every_imported_third_party_module_is_declared() -> None:
         if not providers:
             missing.append(f"{module} (imported in {where}) is not installed at all")
         elif not providers & declared:
-            missing.append(f"{module} (imported in {where}) comes from {sorted(providers)}, "
-                           "which pyproject.toml's dependencies do not bring in")
+            missing.append(
+                f"{module} (imported in {where}) comes from {sorted(providers)}, "
+                "which pyproject.toml's dependencies do not bring in"
+            )
     assert missing == []
 
 

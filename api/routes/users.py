@@ -6,11 +6,13 @@ from typing import Annotated
 
 from fastapi import Path, Response
 
-from api.deps import CurrentPrincipal, SessionDep
+from api.deps import CurrentPrincipal, NowDep, SessionDep
 from api.responses import model_response
 from api.routing import both_slashes, make_router
 from core.orgs import service as orgs_service
 from core.orgs.schemas import MessageOut, UserCreate, UserOut, UserUpdate
+from core.telegram import links as telegram_links
+from core.telegram.schemas import LinkCode
 
 router = make_router(prefix="/user", tags=["users"])
 UserId = Annotated[int, Path(gt=0, le=2**63 - 1, description="User id")]
@@ -38,6 +40,21 @@ async def list_users(session: SessionDep, principal: CurrentPrincipal) -> Respon
     return model_response(
         [UserOut.model_validate(u) for u in await orgs_service.list_users(session, principal)]
     )
+
+
+@router.post("/telegram-link", response_model=LinkCode, status_code=201)
+async def create_telegram_link(
+    session: SessionDep, principal: CurrentPrincipal, now: NowDep
+) -> Response:
+    """A one-time code to send the bot as `/link <code>` (10 minutes), in this key's mode."""
+    link = await telegram_links.create_link_code(
+        session,
+        organization_id=principal.organization_id,
+        user_id=principal.user_id,
+        test=principal.test,
+        now=now,
+    )
+    return model_response(link, status_code=201)
 
 
 @router.get("/id/{user_id}", response_model=UserOut)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AliasChoices, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import AfterValidator, AliasChoices, ConfigDict, Field, StrictBool, StrictInt
 
 from core.schemas import (
     CamelModel,
@@ -19,6 +19,24 @@ from core.schemas import (
 )
 
 TelegramUserId = Annotated[StrictInt, Field(gt=0, le=2**52)]
+
+
+def _not_zero(value: int) -> int:
+    if value == 0:
+        raise ValueError("must be a Telegram chat id, not 0")
+    return value
+
+
+# Groups and channels have negative ids (-100... for channels and supergroups); 64-bit signed.
+TelegramChatId = Annotated[
+    StrictInt,
+    Field(
+        ge=-(2**63),
+        le=2**63 - 1,
+        description="A Telegram group or channel the bot administers (paid access)",
+    ),
+    AfterValidator(_not_zero),
+]
 Phone = Annotated[str, Field(min_length=3, max_length=40, pattern=r"^\+?[0-9 ()\-.]{3,40}$")]
 Address = Annotated[str, Field(min_length=1, max_length=1000)]
 
@@ -41,6 +59,9 @@ class ProductOut(CamelModel):
     created_at: datetime
     is_active: bool
     test: bool
+    telegram_chat_id: int | None = Field(
+        description="The Telegram group or channel subscribers get into, if any"
+    )
 
 
 class ProductCreate(CamelModel):
@@ -48,15 +69,20 @@ class ProductCreate(CamelModel):
     description: LongText
     price: UsdAmount
     reference: Reference | None = None
+    telegram_chat_id: TelegramChatId | None = None
 
 
 class ProductUpdate(CamelModel):
-    """Partial: the SDK sends name, description and price; absent or null stays unchanged."""
+    """Partial: the SDK sends name, description and price; absent or null stays unchanged,
+    except `telegramChatId`, which the SDK never sends: null there unbinds the chat."""
 
     name: ShortText | None = None
     description: LongText | None = None
     price: UsdAmount | None = None
     is_active: StrictBool | None = None
+    telegram_chat_id: TelegramChatId | None = Field(
+        default=None, description="A Telegram group or channel the bot administers; null unbinds"
+    )
 
 
 class CustomerOut(CamelModel):

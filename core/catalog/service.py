@@ -42,6 +42,7 @@ async def create_product(
         description=data.description,
         price_usd=data.price,
         reference=data.reference,
+        telegram_chat_id=data.telegram_chat_id,
     )
     session.add(product)
     await session.flush()
@@ -84,6 +85,8 @@ async def update_product(
         product.price_usd = data.price
     if data.is_active is not None:
         product.is_active = data.is_active
+    if "telegram_chat_id" in data.model_fields_set:  # sent as null: unbind the chat
+        product.telegram_chat_id = data.telegram_chat_id
     product.updated_at = utcnow()
     await session.flush()
     return product

@@ -292,6 +292,13 @@ async def cancel_session(
 ) -> CheckoutSession:
     """Cancel an open session (created or partly paid). Money arriving later is still recorded."""
     checkout = await get_session(session, principal, uuid)
+    return await cancel_open_session(session, checkout, now=now)
+
+
+async def cancel_open_session(
+    session: AsyncSession, checkout: CheckoutSession, *, now: datetime
+) -> CheckoutSession:
+    """Cancel a session found by its merchant (above) or its payer (the bot)."""
     # Decided on the locked row: a payment settling at the same time is either seen here
     # (a completed session is not open) or comes after and sees the cancellation.
     checkout = (await checkout_repository.lock_sessions(session, [checkout.id]))[checkout.id]

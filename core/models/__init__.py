@@ -10,6 +10,16 @@ from core.models.idempotency import IdempotencyRecord
 from core.models.orgs import ApiKey, Organization, User
 from core.models.payments import Payment
 from core.models.subscriptions import Subscription
+from core.models.telegram import (
+    TelegramAccess,
+    TelegramCard,
+    TelegramClaim,
+    TelegramLinkCode,
+    TelegramMerchant,
+    TelegramOutbox,
+    TelegramState,
+    TelegramUser,
+)
 from core.models.wallet import DepositAddress, OrganizationWallet, WalletAccount
 from core.models.webhooks import (
     OrganizationWebhookSecret,
@@ -41,6 +51,14 @@ __all__ = [
     "Product",
     "SessionQuote",
     "Subscription",
+    "TelegramAccess",
+    "TelegramCard",
+    "TelegramClaim",
+    "TelegramLinkCode",
+    "TelegramMerchant",
+    "TelegramOutbox",
+    "TelegramState",
+    "TelegramUser",
     "User",
     "WalletAccount",
     "WebhookAttempt",

@@ -228,7 +228,9 @@ def test_a_body_nested_past_the_limit_is_400_even_with_the_recursion_limit_web3_
     sys.setrecursionlimit(max(limit, 100_000))
     try:
         for raw in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000):
-            response = api.post("/product", content=raw, headers={"Content-Type": "application/json"})
+            response = api.post(
+                "/product", content=raw, headers={"Content-Type": "application/json"}
+            )
             assert response.status_code == 400, response.text
             assert response.json()["code"] == "invalid_json"
         # 64 levels is the limit: metadata that deep is still taken (the invoice is made), 65 not.

@@ -1,0 +1,1 @@
+"""Outer middlewares: one database session per update (and the person's language)."""

@@ -1,0 +1,41 @@
+"""Messages the outbox asks for (`notify` rows): rendered in the recipient's language at send."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+
+from aiogram import Bot
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.i18n import DEFAULT_LANGUAGE, in_language
+from core.db import transaction
+from core.telegram import cards
+
+
+def text_of(payload: Mapping[str, object]) -> str:
+    """The message for a payload `{"message": key, ...params}` in the current locale; the
+    parameters are escaped (they hold merchants' product names and URLs)."""
+    key = str(payload["message"])
+    params = {k: html.escape(str(v)) if v is not None else "" for k, v in payload.items()}
+    return _(key).format(**params)
+
+
+async def send(
+    bot: Bot,
+    i18n: I18n,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    chat_id: int,
+    payload: Mapping[str, object],
+) -> None:
+    async with transaction(sessionmaker) as db:
+        if await cards.is_blocked(db, chat_id):
+            return
+        language = await cards.language_of(db, chat_id) or str(
+            payload.get("language") or DEFAULT_LANGUAGE
+        )
+    with in_language(i18n, language):
+        text = text_of(payload)
+    await bot.send_message(chat_id=chat_id, text=text)

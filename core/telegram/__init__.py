@@ -1,0 +1,1 @@
+"""The Telegram side's domain: merchants' linked accounts (and, later, cards, access, outbox)."""

@@ -1,0 +1,142 @@
+"""Paid-chat access: who may join a product's Telegram chat, and whom to remove when it ends.
+
+A subscriber gets an invite link that asks to join (`creates_join_request`); the bot approves
+a join request only from the Telegram account the subscription belongs to, while the
+subscription grants access. When access ends the removal service queues the subscriber's
+removal (`request_removal`), which the bot carries out as ban + unban (never a permanent ban).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.models import Subscription, TelegramAccess
+from core.telegram import outbox
+
+INVITED = "invited"
+MEMBER = "member"
+REMOVED = "removed"
+
+_ACCESS_STATUSES = frozenset({"trial", "active", "past_due"})
+
+
+def grants_access(subscription: Subscription, now: datetime) -> bool:
+    """Access right now: trial, active or past due (grace), or cancelled until its period end."""
+    if subscription.status in _ACCESS_STATUSES:
+        return True
+    return (
+        subscription.status == "cancelled"
+        and subscription.current_period_end is not None
+        and subscription.current_period_end > now
+    )
+
+
+async def record_invite(
+    session: AsyncSession,
+    subscription: Subscription,
+    chat_id: int,
+    invite_link: str | None,
+    *,
+    now: datetime,
+) -> TelegramAccess:
+    """Remember the invite sent for this subscription and chat (one row each, updated)."""
+    assert subscription.telegram_user_id is not None
+    access = await session.scalar(
+        select(TelegramAccess).where(
+            TelegramAccess.subscription_id == subscription.id, TelegramAccess.chat_id == chat_id
+        )
+    )
+    if access is None:
+        access = TelegramAccess(
+            subscription_id=subscription.id,
+            chat_id=chat_id,
+            telegram_user_id=subscription.telegram_user_id,
+            created_at=now,
+        )
+        session.add(access)
+    if access.status != MEMBER:
+        access.status = INVITED
+    access.invite_link = invite_link
+    access.removed_at = None
+    access.updated_at = now
+    await session.flush()
+    return access
+
+
+async def admit(
+    session: AsyncSession, chat_id: int, telegram_user_id: int, *, now: datetime
+) -> bool:
+    """Whether a join request to `chat_id` from this account is to be approved (and note it)."""
+    rows = await session.execute(
+        select(TelegramAccess, Subscription)
+        .join(Subscription, Subscription.id == TelegramAccess.subscription_id)
+        .where(
+            TelegramAccess.chat_id == chat_id,
+            TelegramAccess.telegram_user_id == telegram_user_id,
+            Subscription.telegram_user_id == telegram_user_id,
+        )
+    )
+    for access, subscription in rows.tuples():
+        if grants_access(subscription, now):
+            access.status = MEMBER
+            access.approved_at = now
+            access.updated_at = now
+            await session.flush()
+            return True
+    return False
+
+
+async def request_removal(
+    session: AsyncSession, subscription: Subscription, *, now: datetime, reason: str
+) -> int:
+    """Queue the removal of the subscriber from every chat the subscription let them into
+    (what the subscription-expiry path calls). `reason` names the decision (one removal per
+    reason and chat, however often it is requested). Returns how many removals were queued."""
+    rows = list(
+        await session.scalars(
+            select(TelegramAccess).where(
+                TelegramAccess.subscription_id == subscription.id,
+                TelegramAccess.status != REMOVED,
+            )
+        )
+    )
+    for access in rows:
+        await outbox.enqueue(
+            session,
+            key=f"remove:{access.id}:{reason}",
+            kind=outbox.ACCESS_REVOKE,
+            chat_id=access.chat_id,
+            subscription_id=subscription.id,
+            payload={"telegram_user_id": access.telegram_user_id},
+            now=now,
+        )
+    return len(rows)
+
+
+async def removal_of(
+    session: AsyncSession, subscription_id: int, chat_id: int, *, now: datetime
+) -> TelegramAccess | None:
+    """The access row a queued removal is about, unless access was granted again since
+    (a renewal between the decision and the removal keeps the member)."""
+    subscription = await session.get(Subscription, subscription_id)
+    if subscription is None or grants_access(subscription, now):
+        return None
+    return await session.scalar(
+        select(TelegramAccess).where(
+            TelegramAccess.subscription_id == subscription_id,
+            TelegramAccess.chat_id == chat_id,
+            TelegramAccess.status != REMOVED,
+        )
+    )
+
+
+async def mark_removed(session: AsyncSession, access_id: int, *, now: datetime) -> None:
+    access = await session.get(TelegramAccess, access_id)
+    if access is not None:
+        access.status = REMOVED
+        access.removed_at = now
+        access.updated_at = now
+        await session.flush()

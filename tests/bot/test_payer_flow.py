@@ -1,0 +1,129 @@
+"""A payer in Telegram, end to end: the real aiogram polling loop against the fake Bot API
+server, payments on anvil found by the real watcher, the card kept up to date from events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bot.callbacks import CardAction, PickChain
+from chain.devnet import Devnet, transfer
+from core.config import Settings
+from tests.bot.harness import TOKEN, RunningBot, running_bot
+from tests.harness.chains import devnet, drain_async, watcher_settings
+from tests.harness.factories import Tenant, make_tenant
+from tests.harness.fake_telegram import Call, FakeTelegram, fake_telegram
+
+pytestmark = pytest.mark.slow
+__all__ = ["devnet"]  # the module-scoped anvil fixture
+
+
+@pytest.fixture(scope="module")
+def settings(database_url: str, devnet: Devnet) -> Settings:
+    return watcher_settings(database_url, devnet, telegram_bot_username="chainpay_fake_bot")
+
+
+@pytest.fixture(scope="module")
+def tenant(database_url: str) -> Tenant:
+    return make_tenant(database_url, test=True, name="Coffee & Co")
+
+
+@pytest.fixture
+def telegram() -> Iterator[tuple[str, FakeTelegram]]:
+    with fake_telegram(TOKEN) as running:
+        yield running
+
+
+def caption(call: Call) -> str:
+    media = call.params.get("media")
+    if isinstance(media, dict):
+        return str(media.get("caption", ""))
+    return str(call.params.get("caption", ""))
+
+
+async def card_edit(fake: FakeTelegram, text: str, *, after: int, seconds: float = 15) -> Call:
+    """The next edit of a card (caption or photo) whose caption contains `text`."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        for call in fake.calls()[after:]:
+            if call.method in ("editMessageCaption", "editMessageMedia") and text in caption(call):
+                return call
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(
+                f"no card edit with {text!r}: {[str(c) for c in fake.calls()[after:]]}"
+            )
+        await asyncio.sleep(0.02)
+
+
+def buttons(call: Call) -> list[dict[str, Any]]:
+    markup = call.params.get("reply_markup") or {}
+    return [b for row in markup.get("inline_keyboard", []) for b in row]
+
+
+async def open_card(bot: RunningBot, payer: Any, token: str) -> Call:
+    mark = bot.fake.mark()
+    bot.fake.send_text(payer, f"/start {token}")
+    return await bot.fake.await_call("sendPhoto", after=mark)
+
+
+async def test_one_time_payment_from_start_to_completed_card(
+    settings: Settings, tenant: Tenant, telegram: tuple[str, FakeTelegram], devnet: Devnet
+) -> None:
+    base, fake = telegram
+    async with running_bot(settings, base, fake) as bot:
+        checkout = await bot.create_session(tenant)
+        payer = fake.user(7001, "Ann")
+        sent = await open_card(bot, payer, checkout.bot_token)
+        assert "Coffee &amp; Co" in caption(sent) or "Coffee & Co" in caption(sent)
+        assert "$10" in caption(sent)
+        assert "Choose the network" in caption(sent)
+        assert sent.file("photo") is not None  # the QR code, uploaded
+        chains = [b for b in buttons(sent) if b.get("callback_data", "").startswith("pc:")]
+        assert [b["text"] for b in chains] == [c.name for c in bot.context.registry.chains.values()]
+        assert (await bot.reload(checkout.id)).telegram_user_id == 7001
+
+        message_id = sent.result["message_id"]
+        mark = fake.mark()
+        fake.press(payer, message_id, PickChain(session_id=checkout.id, chain_id=31337).pack())
+        edited = await fake.await_call("editMessageMedia", after=mark)
+        media = edited.params["media"]
+        assert "Send exactly <code>10</code> USDT" in media["caption"] or "10" in media["caption"]
+        assert checkout.deposit_address in str(media["caption"])
+
+        node = devnet.node(31337)
+        token = devnet.tokens[31337][0]
+        mark = fake.mark()
+        transfer(node.rpc_url, token, checkout.deposit_address, 10 * 10**6)
+        node.mine(3)  # past the 2 confirmations
+        await drain_async(settings)
+        done = await card_edit(fake, "Paid", after=mark)
+        assert "Waiting" not in caption(done)
+        assert (await bot.reload(checkout.id)).status == "completed"
+
+
+async def test_a_stranger_cannot_press_another_payers_buttons(
+    settings: Settings, tenant: Tenant, telegram: tuple[str, FakeTelegram]
+) -> None:
+    base, fake = telegram
+    async with running_bot(settings, base, fake) as bot:
+        checkout = await bot.create_session(tenant)
+        owner, stranger = fake.user(7101, "Owner"), fake.user(7102, "Stranger")
+        sent = await open_card(bot, owner, checkout.bot_token)
+        mark = fake.mark()
+        fake.press(
+            stranger,
+            sent.result["message_id"],
+            CardAction(session_id=checkout.id, action="cancel").pack(),
+            chat_id=owner.id,
+        )
+        answer = await fake.await_call("answerCallbackQuery", after=mark)
+        assert "another Telegram account" in str(answer.params.get("text"))
+        assert (await bot.reload(checkout.id)).status == "created"
+        # Opening the link from another account is refused too.
+        mark = fake.mark()
+        fake.send_text(stranger, f"/start {checkout.bot_token}")
+        refused = await fake.await_call("sendMessage", after=mark)
+        assert "another Telegram account" in str(refused.params["text"])

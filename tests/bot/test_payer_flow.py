@@ -44,12 +44,18 @@ def caption(call: Call) -> str:
     return str(call.params.get("caption", ""))
 
 
-async def card_edit(fake: FakeTelegram, text: str, *, after: int, seconds: float = 15) -> Call:
+async def card_edit(
+    fake: FakeTelegram, text: str, *, after: int, chat_id: int | None = None, seconds: float = 15
+) -> Call:
     """The next edit of a card (caption or photo) whose caption contains `text`."""
     deadline = asyncio.get_running_loop().time() + seconds
     while True:
         for call in fake.calls()[after:]:
-            if call.method in ("editMessageCaption", "editMessageMedia") and text in caption(call):
+            if (
+                call.method in ("editMessageCaption", "editMessageMedia")
+                and text in caption(call)
+                and (chat_id is None or call.params.get("chat_id") == chat_id)
+            ):
                 return call
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(
@@ -127,3 +133,128 @@ async def test_a_stranger_cannot_press_another_payers_buttons(
         fake.send_text(stranger, f"/start {checkout.bot_token}")
         refused = await fake.await_call("sendMessage", after=mark)
         assert "another Telegram account" in str(refused.params["text"])
+
+
+async def pay_and_confirm(
+    settings: Settings, devnet: Devnet, address: str, base_units: int
+) -> None:
+    node = devnet.node(31337)
+    transfer(node.rpc_url, devnet.tokens[31337][0], address, base_units)
+    node.mine(3)  # past the 2 confirmations
+    await drain_async(settings)
+
+
+async def choose_devnet_a(bot: RunningBot, payer: Any, sent: Call, session_id: int) -> Call:
+    mark = bot.fake.mark()
+    bot.fake.press(
+        payer, sent.result["message_id"], PickChain(session_id=session_id, chain_id=31337).pack()
+    )
+    return await bot.fake.await_call("editMessageMedia", after=mark)
+
+
+async def test_underpaid_card_shows_the_rest_and_a_top_up_completes_it(
+    settings: Settings, tenant: Tenant, telegram: tuple[str, FakeTelegram], devnet: Devnet
+) -> None:
+    base, fake = telegram
+    async with running_bot(settings, base, fake) as bot:
+        checkout = await bot.create_session(tenant)
+        payer = fake.user(7201, "Bo")
+        sent = await open_card(bot, payer, checkout.bot_token)
+        await choose_devnet_a(bot, payer, sent, checkout.id)
+        mark = fake.mark()
+        await pay_and_confirm(settings, devnet, checkout.deposit_address, 4 * 10**6)
+        partial = await card_edit(fake, "Still to pay", after=mark)
+        assert "Received $4 of $10" in caption(partial)
+        assert "<b>$6</b>" in caption(partial)
+        # The amount asked for is now the rest, in the chosen token (6 USDT).
+        assert "Send exactly <code>6</code> USDT" in caption(partial)
+        assert (await bot.reload(checkout.id)).status == "pending"
+        mark = fake.mark()
+        await pay_and_confirm(settings, devnet, checkout.deposit_address, 6 * 10**6)
+        await card_edit(fake, "Paid. Thank you", after=mark)
+        assert (await bot.reload(checkout.id)).status == "completed"
+
+
+async def test_expired_card_explains_late_money_and_offers_a_fresh_session(
+    settings: Settings, tenant: Tenant, telegram: tuple[str, FakeTelegram]
+) -> None:
+    from datetime import timedelta
+
+    from core.checkout import tasks as checkout_tasks
+    from core.db import transaction
+
+    base, fake = telegram
+    async with running_bot(settings, base, fake) as bot:
+        checkout = await bot.create_session(tenant)
+        payer = fake.user(7301, "Cy")
+        sent = await open_card(bot, payer, checkout.bot_token)
+        mark = fake.mark()
+        async with transaction(bot.sessionmaker) as db:
+            expired = await checkout_tasks.expire(
+                db, checkout.expires_at + timedelta(seconds=1), context=bot.context
+            )
+        assert expired >= 1
+        card = await card_edit(fake, "expired", after=mark, chat_id=payer.id)
+        assert "still recorded" in caption(card)
+        fresh_button = [
+            b
+            for b in buttons(card)
+            if b.get("callback_data", "").startswith("ca:") and ":fresh" in b["callback_data"]
+        ]
+        assert len(fresh_button) == 1
+        mark = fake.mark()
+        fake.press(payer, sent.result["message_id"], fresh_button[0]["callback_data"])
+        new_card = await fake.await_call("sendPhoto", after=mark)
+        assert "Choose the network" in caption(new_card)
+        assert "$10" in caption(new_card)
+        # A new session on the same terms, already the payer's.
+        from sqlalchemy import select
+
+        from core.models import CheckoutSession
+
+        async with bot.sessionmaker() as db:
+            newest = await db.scalar(
+                select(CheckoutSession)
+                .where(CheckoutSession.telegram_user_id == payer.id)
+                .order_by(CheckoutSession.id.desc())
+            )
+        assert newest is not None
+        assert newest.id != checkout.id
+        assert newest.status == "created"
+        assert newest.price_usd == checkout.price_usd
+
+
+async def test_language_switch_renders_the_next_card_in_russian(
+    settings: Settings, tenant: Tenant, telegram: tuple[str, FakeTelegram]
+) -> None:
+    base, fake = telegram
+    async with running_bot(settings, base, fake) as bot:
+        payer = fake.user(7401, "Dasha", language_code="en")
+        mark = fake.mark()
+        fake.send_text(payer, "/language")
+        menu = await fake.await_call("sendMessage", after=mark)
+        ru = [b for b in buttons(menu) if b["callback_data"] == "lang:ru"]
+        assert ru, buttons(menu)
+        mark = fake.mark()
+        fake.press(payer, menu.result["message_id"], "lang:ru")
+        confirmed = await fake.await_call("sendMessage", after=mark)
+        assert "русский" in confirmed.params["text"]
+        checkout = await bot.create_session(tenant)
+        sent = await open_card(bot, payer, checkout.bot_token)
+        assert "Выберите сеть" in caption(sent)
+        assert "Цена" in caption(sent)
+
+
+async def test_a_russian_telegram_client_gets_russian_by_default(
+    settings: Settings, tenant: Tenant, telegram: tuple[str, FakeTelegram]
+) -> None:
+    base, fake = telegram
+    async with running_bot(settings, base, fake):
+        payer = fake.user(7402, "Ivan", language_code="ru")
+        mark = fake.mark()
+        fake.send_text(payer, "/help")
+        answer = await fake.await_call("sendMessage", after=mark)
+        assert "Оплата" in answer.params["text"]
+        commands = fake.commands("ru")
+        assert [c["command"] for c in commands][:2] == ["start", "subscriptions"]
+        assert commands[1]["description"] == "Мои подписки"

@@ -339,6 +339,22 @@ async def card(
         and SessionStatus(checkout.status) in OPEN_STATUSES
         and checkout.expires_at > now
         and checkout.paid_usd == 0
+        # One trial per Telegram user per product: not offered to someone who had one.
+        and not (
+            checkout.telegram_user_id is not None
+            and checkout.product_id is not None
+            and await session.scalar(
+                select(Subscription.id)
+                .where(
+                    Subscription.organization_id == checkout.organization_id,
+                    Subscription.product_id == checkout.product_id,
+                    Subscription.telegram_user_id == checkout.telegram_user_id,
+                    Subscription.trial_ends_at.is_not(None),
+                )
+                .limit(1)
+            )
+            is not None
+        )
     )
     remaining = max(Decimal(0), checkout.price_usd - checkout.paid_usd)
     return PaymentCard(
@@ -393,7 +409,7 @@ async def subscriptions_of(
         .order_by(Subscription.id.desc())
         .limit(20)
     )
-    return [(subscription, name) for subscription, name in rows.tuples()]
+    return [(subscription, name) for subscription, name in rows]
 
 
 async def owned_subscription(

@@ -47,6 +47,25 @@ class RunningBot:
                 db, principal, self.context, SessionCreate(**body), source=source
             )
 
+    async def create_product(
+        self, tenant: Tenant, *, test: bool = True, name: str = "Club", price: str = "5"
+    ) -> int:
+        from core.catalog import service as catalog_service
+        from core.catalog.schemas import ProductCreate
+
+        principal = Principal(
+            api_key_id=0,
+            organization_id=tenant.organization_id,
+            user_id=tenant.owner_id,
+            role=Role.OWNER,
+            test=test,
+        )
+        async with transaction(self.sessionmaker) as db:
+            product = await catalog_service.create_product(
+                db, principal, ProductCreate(name=name, description=name, price=Decimal(price))
+            )
+            return product.id
+
     async def reload(self, session_id: int) -> CheckoutSession:
         async with self.sessionmaker() as db:
             found = await db.get(CheckoutSession, session_id)

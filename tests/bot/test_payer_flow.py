@@ -258,3 +258,78 @@ async def test_a_russian_telegram_client_gets_russian_by_default(
         commands = fake.commands("ru")
         assert [c["command"] for c in commands][:2] == ["start", "subscriptions"]
         assert commands[1]["description"] == "Мои подписки"
+
+
+async def test_subscriptions_list_renew_card_and_reminders_toggle(
+    settings: Settings, tenant: Tenant, telegram: tuple[str, FakeTelegram]
+) -> None:
+    from core.checkout.schemas import SubscriptionOptionsIn
+    from core.models import TelegramUser
+
+    base, fake = telegram
+    async with running_bot(settings, base, fake) as bot:
+        product_id = await bot.create_product(tenant, name="Signals club", price="5")
+        options = SubscriptionOptionsIn.model_validate(
+            {
+                "subscriptionType": "subscription",
+                "frequency": {"value": 30, "unit": "days"},
+                "trialPeriod": {"value": 7, "unit": "days"},
+            }
+        )
+        checkout = await bot.create_session(
+            tenant,
+            product_id=product_id,
+            product_name=None,
+            description=None,
+            price=None,
+            options=options,
+        )
+        payer = fake.user(7501, "Eve")
+        mark = fake.mark()
+        fake.send_text(payer, "/subscriptions")
+        empty = await fake.await_call("sendMessage", after=mark)
+        assert "no subscriptions" in empty.params["text"]
+
+        sent = await open_card(bot, payer, checkout.bot_token)
+        assert "every 30 days" in caption(sent)
+        assert "Free trial: 1 weeks" in caption(sent)
+        trial = [b for b in buttons(sent) if b.get("callback_data", "").endswith(":trial")]
+        assert len(trial) == 1
+        mark = fake.mark()
+        fake.press(payer, sent.result["message_id"], trial[0]["callback_data"])
+        started = await card_edit(fake, "free trial until", after=mark, chat_id=payer.id)
+        assert not [b for b in buttons(started) if b.get("callback_data", "").endswith(":trial")]
+
+        mark = fake.mark()
+        fake.send_text(payer, "/subscriptions")
+        listing = await fake.await_call("sendMessage", after=mark)
+        assert "Signals club: free trial" in listing.params["text"]
+        assert "reminders are on" in listing.params["text"]
+        renew = [b for b in buttons(listing) if b["callback_data"].endswith(":renew")]
+        off = [b for b in buttons(listing) if b["callback_data"].endswith(":reminders_off")]
+        assert len(renew) == 1
+        assert len(off) == 1
+
+        mark = fake.mark()
+        fake.press(payer, listing.result["message_id"], renew[0]["callback_data"])
+        card = await fake.await_call("sendPhoto", after=mark)
+        assert checkout.product_name in caption(card)
+
+        mark = fake.mark()
+        fake.press(payer, listing.result["message_id"], off[0]["callback_data"])
+        await fake.await_call(
+            "answerCallbackQuery", lambda c: c.params.get("text") == "Reminders off", after=mark
+        )
+        async with bot.sessionmaker() as db:
+            person = await db.get(TelegramUser, payer.id)
+        assert person is not None
+        assert person.reminders is False
+
+        # Another account cannot renew or toggle someone else's subscription.
+        stranger = fake.user(7502, "Mallory")
+        mark = fake.mark()
+        fake.press(
+            stranger, listing.result["message_id"], renew[0]["callback_data"], chat_id=payer.id
+        )
+        refused = await fake.await_call("answerCallbackQuery", after=mark)
+        assert "another Telegram account" in str(refused.params.get("text"))

@@ -35,6 +35,7 @@ from core.config import Settings
 from core.db import transaction
 from core.idempotency import tasks as idempotency_tasks
 from core.models import JobRun
+from core.telegram import tasks as telegram_tasks
 from core.webhooks import tasks as webhooks_tasks
 
 log = structlog.get_logger(__name__)
@@ -71,6 +72,11 @@ def default_jobs(settings: Settings, context: CheckoutContext) -> list[Job]:
             session, now, retention=timedelta(days=settings.retention_days)
         )
 
+    async def telegram_retention(session: AsyncSession, now: datetime) -> int:
+        return await telegram_tasks.purge_old(
+            session, now, retention=timedelta(days=settings.retention_days)
+        )
+
     return [
         Job("checkout.expire", timedelta(seconds=settings.job_checkout_expire_seconds), expire),
         Job(
@@ -82,6 +88,11 @@ def default_jobs(settings: Settings, context: CheckoutContext) -> list[Job]:
             "webhooks.retention",
             timedelta(seconds=settings.job_webhooks_retention_seconds),
             retention,
+        ),
+        Job(
+            "telegram.retention",
+            timedelta(seconds=settings.job_telegram_retention_seconds),
+            telegram_retention,
         ),
     ]
 

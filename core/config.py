@@ -150,6 +150,9 @@ class Settings(BaseSettings):
     job_webhooks_retention_seconds: float = Field(
         default=86400.0, gt=0, le=7 * 86400, description="How often old webhook records go"
     )
+    job_telegram_retention_seconds: float = Field(
+        default=86400.0, gt=0, le=7 * 86400, description="How often the bot's old records go"
+    )
     job_lease_seconds: int = Field(
         default=300,
         ge=5,

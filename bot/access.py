@@ -2,20 +2,29 @@
 
 The invite link asks to join (`creates_join_request`), so a forwarded link lets nobody else
 in: the join-request handler (`bot/handlers/channels.py`) approves only the subscriber. Where a
-chat cannot take join requests, the link admits one member and expires in a day. Removal is
-ban + unban: the person is out, not banned (they can come back after paying again); an
-`until_date` is never set (Telegram treats under 30 s as forever).
+chat cannot take join requests, the link admits one member and expires in a day. A subscriber
+already in the chat (a renewal) gets no new link. Removal is ban + unban: the person is out,
+not banned (they can come back after paying again); an `until_date` is never set (Telegram
+treats under 30 s as forever). The access row says `removing` before the ban, so a retry after
+a failed unban lifts the bot's own ban, while a ban the chat's admins set stays.
 """
 
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime, timedelta
 
 import structlog
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import ChatInviteLink, InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import (
+    ChatInviteLink,
+    ChatMemberBanned,
+    ChatMemberLeft,
+    ChatMemberRestricted,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    ResultChatMemberUnion,
+)
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -52,6 +61,12 @@ async def grant(
         language = await cards.language_of(db, user_id) or DEFAULT_LANGUAGE
         if await cards.is_blocked(db, user_id):
             return
+    if _in_chat(await _member(bot, chat_id, user_id)):  # renewed while in: nothing to send
+        async with transaction(sessionmaker) as db:
+            subscription = await db.get(Subscription, subscription_id)
+            assert subscription is not None
+            await access.record_invite(db, subscription, chat_id, None, now=now, member=True)
+        return
     link = await _invite_link(bot, chat_id, subscription_id, now=now)
     async with transaction(sessionmaker) as db:
         subscription = await db.get(Subscription, subscription_id)
@@ -98,12 +113,36 @@ async def revoke(
         if row is None:
             return
         access_id, user_id = row.id, row.telegram_user_id
-    member = None
-    with contextlib.suppress(TelegramBadRequest):
-        member = await bot.get_chat_member(chat_id=chat_id, user_id=user_id)
-    if member is not None and member.status in ("member", "restricted"):
-        await bot.ban_chat_member(chat_id=chat_id, user_id=user_id)
-        await bot.unban_chat_member(chat_id=chat_id, user_id=user_id, only_if_banned=True)
-        log.info("telegram_member_removed", chat_id=chat_id, subscription_id=subscription_id)
+        ours = row.status == access.REMOVING  # an earlier try banned and did not unban
+    member = await _member(bot, chat_id, user_id)
+    if isinstance(member, ChatMemberBanned):
+        if ours:
+            await bot.unban_chat_member(chat_id=chat_id, user_id=user_id, only_if_banned=True)
+    elif _in_chat(member) or member is None:  # unknown: the ban itself says what is wrong
+        if member is not None and member.status in ("creator", "administrator"):
+            log.warning("telegram_admin_not_removed", chat_id=chat_id, user_id=user_id)
+        else:
+            async with transaction(sessionmaker) as db:
+                await access.start_removal(db, access_id, now=now)
+            await bot.ban_chat_member(chat_id=chat_id, user_id=user_id)
+            await bot.unban_chat_member(chat_id=chat_id, user_id=user_id, only_if_banned=True)
+            log.info("telegram_member_removed", chat_id=chat_id, subscription_id=subscription_id)
     async with transaction(sessionmaker) as db:
         await access.mark_removed(db, access_id, now=now)
+
+
+async def _member(bot: Bot, chat_id: int, user_id: int) -> ResultChatMemberUnion | None:
+    """The person's membership now; None when Telegram would not say."""
+    try:
+        return await bot.get_chat_member(chat_id=chat_id, user_id=user_id)
+    except TelegramBadRequest as exc:
+        log.info("telegram_member_unknown", chat_id=chat_id, reason=exc.message)
+        return None
+
+
+def _in_chat(member: ResultChatMemberUnion | None) -> bool:
+    if member is None or isinstance(member, (ChatMemberLeft, ChatMemberBanned)):
+        return False
+    if isinstance(member, ChatMemberRestricted):
+        return member.is_member
+    return True

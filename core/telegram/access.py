@@ -4,6 +4,8 @@ A subscriber gets an invite link that asks to join (`creates_join_request`); the
 a join request only from the Telegram account the subscription belongs to, while the
 subscription grants access. When access ends the removal service queues the subscriber's
 removal (`request_removal`), which the bot carries out as ban + unban (never a permanent ban).
+A removal under way is `removing` from just before the ban until it is marked `removed`, so a
+retry after a failed unban knows the ban is the bot's own and lifts it.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.models import Subscription, TelegramAccess
+from core.models import Product, Subscription, TelegramAccess
 from core.telegram import outbox
 
 INVITED = "invited"
 MEMBER = "member"
+REMOVING = "removing"
 REMOVED = "removed"
 
 _ACCESS_STATUSES = frozenset({"trial", "active", "past_due"})
@@ -41,8 +44,10 @@ async def record_invite(
     invite_link: str | None,
     *,
     now: datetime,
+    member: bool = False,
 ) -> TelegramAccess:
-    """Remember the invite sent for this subscription and chat (one row each, updated)."""
+    """Remember the invite sent for this subscription and chat (one row each, updated);
+    `member`: no invite was needed, the subscriber is in the chat already."""
     assert subscription.telegram_user_id is not None
     access = await session.scalar(
         select(TelegramAccess).where(
@@ -57,9 +62,13 @@ async def record_invite(
             created_at=now,
         )
         session.add(access)
-    if access.status != MEMBER:
+    if member:
+        access.status = MEMBER
+        access.approved_at = access.approved_at or now
+    elif access.status != MEMBER:
         access.status = INVITED
-    access.invite_link = invite_link
+    if invite_link is not None or access.invite_link is None:
+        access.invite_link = invite_link
     access.removed_at = None
     access.updated_at = now
     await session.flush()
@@ -79,7 +88,7 @@ async def admit(
             Subscription.telegram_user_id == telegram_user_id,
         )
     )
-    for access, subscription in rows.tuples():
+    for access, subscription in rows:
         if grants_access(subscription, now):
             access.status = MEMBER
             access.approved_at = now
@@ -87,6 +96,14 @@ async def admit(
             await session.flush()
             return True
     return False
+
+
+async def is_paid_chat(session: AsyncSession, chat_id: int) -> bool:
+    """Whether a product is bound to this chat (other chats' join requests are not ours)."""
+    found = await session.scalar(
+        select(Product.id).where(Product.telegram_chat_id == chat_id).limit(1)
+    )
+    return found is not None
 
 
 async def request_removal(
@@ -133,7 +150,17 @@ async def removal_of(
     )
 
 
+async def start_removal(session: AsyncSession, access_id: int, *, now: datetime) -> None:
+    """Note that the bot is about to ban (then unban) this member."""
+    access = await session.get(TelegramAccess, access_id)
+    if access is not None and access.status != REMOVED:
+        access.status = REMOVING
+        access.updated_at = now
+        await session.flush()
+
+
 async def mark_removed(session: AsyncSession, access_id: int, *, now: datetime) -> None:
+    """The member is out of the chat (or was already)."""
     access = await session.get(TelegramAccess, access_id)
     if access is not None:
         access.status = REMOVED

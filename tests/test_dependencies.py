@@ -82,3 +82,32 @@ def test_the_check_sees_a_module_no_declaration_brings_in() -> None:
     # pytest is installed (a dev extra) but no runtime dependency requires it.
     assert "pytest" not in _declared_closure()
     assert "bip-utils" in _declared_closure()
+
+
+# DESIGN.md's arrows: front doors -> core; chainpay -> all; api and bot never import each other
+# or chain; core imports no front door and no web or bot framework.
+FORBIDDEN = {
+    "core": {"api", "bot", "chain", "chainpay", "fastapi", "starlette", "aiogram", "uvicorn"},
+    "api": {"bot", "chain", "chainpay", "aiogram"},
+    "bot": {"api", "chain", "chainpay", "fastapi", "starlette"},
+    "chain": {"api", "bot", "chainpay", "fastapi", "aiogram"},
+}
+
+
+def test_imports_point_one_way() -> None:
+    broken = []
+    for package, forbidden in FORBIDDEN.items():
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                broken.extend(
+                    f"{path.relative_to(ROOT)} imports {name}"
+                    for name in names
+                    if name.split(".")[0] in forbidden
+                )
+    assert broken == []

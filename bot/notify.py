@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from aiogram import Bot
 from aiogram.utils.i18n import I18n
@@ -15,11 +16,31 @@ from core.db import transaction
 from core.telegram import cards
 
 
+def _shown(name: str, value: object) -> str:
+    """A parameter as the reader sees it: a subscription's status in words, a moment as a
+    UTC date and time (the payload holds `status` and ISO `until` as the event saw them)."""
+    if value is None:
+        return ""
+    if name == "status":
+        key = f"subscription_status.{value}"
+        words = _(key)
+        return words if words != key else str(value)
+    if name == "until":
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            return str(value)
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC)
+        return moment.strftime("%Y-%m-%d %H:%M UTC")
+    return str(value)
+
+
 def text_of(payload: Mapping[str, object]) -> str:
     """The message for a payload `{"message": key, ...params}` in the current locale; the
     parameters are escaped (they hold merchants' product names and URLs)."""
     key = str(payload["message"])
-    params = {k: html.escape(str(v)) if v is not None else "" for k, v in payload.items()}
+    params = {k: html.escape(_shown(k, v)) for k, v in payload.items()}
     return _(key).format(**params)
 
 

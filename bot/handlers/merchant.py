@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Final
 
 from aiogram import Bot, Router
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
@@ -220,8 +221,17 @@ async def bind(message: Message, command: CommandObject, bot: Bot, db: AsyncSess
         await message.answer(_("merchant.bind_usage"))
         return
     chat_id, product_id = int(parts[0]), int(parts[1])
+    if not (0 < product_id < 2**63 and chat_id != 0 and abs(chat_id) < 2**63):
+        await message.answer(_("merchant.bind_usage"))  # not ids a database or Telegram holds
+        return
     me = await bot.get_me()
-    member = await bot.get_chat_member(chat_id=chat_id, user_id=me.id)
+    try:
+        member = await bot.get_chat_member(chat_id=chat_id, user_id=me.id)
+    except (TelegramBadRequest, TelegramForbiddenError):
+        # "chat not found", "bot is not a member": not an admin there, so every right is missing.
+        names = ", ".join(_("right." + r) for r in NEEDED_RIGHTS)
+        await message.answer(_("merchant.bind_missing_rights").format(rights=names))
+        return
     missing = [
         right
         for right in NEEDED_RIGHTS

@@ -11,6 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.catalog import service as catalog_service
+from core.catalog.exceptions import ProductNotFound
+from core.catalog.schemas import ProductUpdate
 from core.checkout import service as checkout_service
 from core.checkout.context import CheckoutContext
 from core.checkout.schemas import SessionCreate, SubscriptionOptionsIn
@@ -105,7 +107,10 @@ async def bind_chat(
     session: AsyncSession, principal: Principal, *, product_id: int, chat_id: int
 ) -> Product:
     """Bind a product to a Telegram chat the bot administers (the caller checked the rights)."""
-    product = await catalog_service.get_product(session, principal, product_id)
-    product.telegram_chat_id = chat_id
-    await session.flush()
-    return product
+    try:
+        return await catalog_service.update_product(
+            session, principal, product_id, ProductUpdate(telegram_chat_id=chat_id)
+        )
+    except ProductNotFound as exc:
+        # The same answer as a subscription link's unknown product (`productId`).
+        raise ProductNotFound(param="productId") from exc

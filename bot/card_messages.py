@@ -6,12 +6,15 @@ a transaction holds the write lock); what Telegram answered is written in a seco
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TypeVar
 
 import structlog
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
 from aiogram.types import BufferedInputFile, InputMediaPhoto, Message
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,6 +31,12 @@ log = structlog.get_logger(__name__)
 # Telegram's wording for an edit that changes nothing, and for a message it no longer has.
 NOT_MODIFIED = "message is not modified"
 GONE = ("message to edit not found", "message can't be edited", "message_id_invalid")
+# A 429 this short is waited out here, in a handler too (Telegram's usual flood waits are a
+# second or two); a longer one propagates: the sender puts its row back until then, a
+# handler's update ends in the errors router, which tells the person when to try again.
+PATIENCE_SECONDS = 5
+
+T = TypeVar("T")
 
 
 async def show(
@@ -77,8 +86,10 @@ async def refresh(
 ) -> tuple[int, int] | None:
     """Edit every card of the session to show its state now (nothing for an unchanged card).
     Returns the confirmations the card shows while a payment is confirming (the caller looks
-    again soon), else None. Telegram's errors other than "not modified" and a lost message
-    propagate to the caller (the outbox sender waits out 429s and skips blocked users)."""
+    again soon), else None. A chat that blocked the bot is marked and the other cards still
+    edited, then the 403 raised (the outbox sender gives the row up); short 429s are waited
+    out; Telegram's other errors than "not modified" and a lost message propagate to the
+    caller."""
     async with transaction(sessionmaker) as db:
         checkout = await db.get(CheckoutSession, session_id)
         if checkout is None:
@@ -89,6 +100,7 @@ async def refresh(
             for c in await cards.of_session(db, session_id)
         ]
         blocked = {chat for _, chat, *_ in shown if await cards.is_blocked(db, chat)}
+    forbidden: TelegramForbiddenError | None = None
     for card_id, chat_id, message_id, language, fingerprint in shown:
         if chat_id in blocked:
             continue
@@ -96,26 +108,51 @@ async def refresh(
             rendered = render(card, now)
         if rendered.fingerprint == fingerprint:
             continue
-        new_message_id = await _edit(
-            bot,
-            chat_id,
-            message_id,
-            rendered,
-            media=fingerprint is None or fingerprint[:32] != rendered.fingerprint[:32],
-        )
+        try:
+            new_message_id = await _edit(
+                bot,
+                chat_id,
+                message_id,
+                rendered,
+                media=fingerprint is None or fingerprint[:32] != rendered.fingerprint[:32],
+            )
+        except TelegramForbiddenError as exc:  # this chat blocked the bot: the others still
+            forbidden = forbidden or exc
+            async with transaction(sessionmaker) as db:
+                if chat_id > 0:
+                    await cards.mark_blocked(db, chat_id, now=now)
+            continue
         async with transaction(sessionmaker) as db:
             await cards.rendered(
                 db, card_id, fingerprint=rendered.fingerprint, message_id=new_message_id, now=now
             )
+    if forbidden is not None:
+        raise forbidden
     return card.progress.confirmations
 
 
+async def _patiently(call: Callable[[], Awaitable[T]]) -> T:
+    """`call()`, again after each short 429 until PATIENCE_SECONDS are spent waiting."""
+    waited = 0
+    while True:
+        try:
+            return await call()
+        except TelegramRetryAfter as exc:
+            if waited + exc.retry_after > PATIENCE_SECONDS:
+                raise
+            log.info("telegram_retry_after", seconds=exc.retry_after)
+            await asyncio.sleep(exc.retry_after)
+            waited += exc.retry_after
+
+
 async def _send(bot: Bot, chat_id: int, rendered: RenderedCard) -> Message:
-    return await bot.send_photo(
-        chat_id=chat_id,
-        photo=BufferedInputFile(rendered.qr_png(), filename="pay.png"),
-        caption=rendered.caption,
-        reply_markup=rendered.keyboard,
+    return await _patiently(
+        lambda: bot.send_photo(
+            chat_id=chat_id,
+            photo=BufferedInputFile(rendered.qr_png(), filename="pay.png"),
+            caption=rendered.caption,
+            reply_markup=rendered.keyboard,
+        )
     )
 
 
@@ -126,21 +163,25 @@ async def _edit(
     the message that shows the card now."""
     try:
         if media:
-            await bot.edit_message_media(
-                chat_id=chat_id,
-                message_id=message_id,
-                media=InputMediaPhoto(
-                    media=BufferedInputFile(rendered.qr_png(), filename="pay.png"),
-                    caption=rendered.caption,
-                ),
-                reply_markup=rendered.keyboard,
+            await _patiently(
+                lambda: bot.edit_message_media(
+                    chat_id=chat_id,
+                    message_id=message_id,
+                    media=InputMediaPhoto(
+                        media=BufferedInputFile(rendered.qr_png(), filename="pay.png"),
+                        caption=rendered.caption,
+                    ),
+                    reply_markup=rendered.keyboard,
+                )
             )
         else:
-            await bot.edit_message_caption(
-                chat_id=chat_id,
-                message_id=message_id,
-                caption=rendered.caption,
-                reply_markup=rendered.keyboard,
+            await _patiently(
+                lambda: bot.edit_message_caption(
+                    chat_id=chat_id,
+                    message_id=message_id,
+                    caption=rendered.caption,
+                    reply_markup=rendered.keyboard,
+                )
             )
     except TelegramBadRequest as exc:
         text = str(exc).lower()

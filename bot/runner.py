@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import structlog
@@ -65,18 +66,25 @@ async def run_bot(
     sender = OutboxSender(bot, i18n, sessionmaker, context)
     try:
         await set_commands(bot, i18n)
-        background = [
-            asyncio.create_task(run_events(sessionmaker, context, stop), name="bot-events"),
-            asyncio.create_task(sender.run(stop), name="bot-sender"),
-        ]
-        try:
-            if webhook_url is None:
-                await _poll(bot, dispatcher, stop)
-            else:
-                await _webhook(bot, dispatcher, stop, token, webhook_url, listen_host, listen_port)
-        finally:
-            stop.set()
-            await asyncio.gather(*background, return_exceptions=True)
+        # The webhook server stops last: its shutdown closes the bot's HTTP session, which
+        # the sender may still be using until it has seen `stop`.
+        async with contextlib.AsyncExitStack() as server:
+            if webhook_url is not None:
+                await server.enter_async_context(
+                    _webhook(bot, dispatcher, token, webhook_url, listen_host, listen_port)
+                )
+            background = [
+                asyncio.create_task(run_events(sessionmaker, context, stop), name="bot-events"),
+                asyncio.create_task(sender.run(stop), name="bot-sender"),
+            ]
+            try:
+                if webhook_url is None:
+                    await _poll(bot, dispatcher, stop)
+                else:
+                    await stop.wait()
+            finally:
+                stop.set()
+                await asyncio.gather(*background, return_exceptions=True)
     finally:
         await bot.session.close()
 
@@ -104,15 +112,17 @@ async def _poll(bot: Bot, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
         raise polling.exception()  # type: ignore[misc]
 
 
+@contextlib.asynccontextmanager
 async def _webhook(
     bot: Bot,
     dispatcher: Dispatcher,
-    stop: asyncio.Event,
     token: str,
     url: str,
     host: str,
     port: int,
-) -> None:
+) -> AsyncIterator[None]:
+    """The aiohttp server Telegram posts updates to, and the webhook set at Telegram, for the
+    block."""
     secret = webhook_secret(token)
     app = web.Application()
     path = urlsplit(url).path or "/"
@@ -122,11 +132,11 @@ async def _webhook(
     setup_application(app, dispatcher, bot=bot)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, host=host, port=port)
-    await site.start()
-    await bot.set_webhook(url, secret_token=secret, allowed_updates=UPDATE_TYPES)
-    log.info("telegram_bot_webhook", url=url, listen=f"{host}:{port}{path}")
     try:
-        await stop.wait()
+        site = web.TCPSite(runner, host=host, port=port)
+        await site.start()
+        await bot.set_webhook(url, secret_token=secret, allowed_updates=UPDATE_TYPES)
+        log.info("telegram_bot_webhook", url=url, listen=f"{host}:{port}{path}")
+        yield
     finally:
         await runner.cleanup()

@@ -2,7 +2,9 @@
 
 One loop per bot process. It claims due rows in a short transaction, works on them with none
 open, and marks each done. Telegram's answers:
-- 429 (`TelegramRetryAfter`): wait what Telegram asks, then the same row again;
+- 429 (`TelegramRetryAfter`): a short wait is waited out and the row tried again at once; after
+  a longer one the row comes back when Telegram allows, and the other rows go on meanwhile
+  (every flood counts as an attempt);
 - 403 (the user blocked the bot, or the bot left the chat): the person is marked and skipped,
   the row given up with the reason;
 - anything else: the row is tried again later (backoff), given up after MAX_ATTEMPTS.
@@ -35,7 +37,8 @@ log = structlog.get_logger(__name__)
 
 # While a card shows a payment confirming, it is looked at again this often.
 CONFIRMING_REFRESH = timedelta(seconds=2)
-MAX_RETRY_AFTER_SECONDS = 60
+# A 429 asking for at most this long is waited out in place; a longer one puts its row back.
+SHORT_RETRY_AFTER_SECONDS = 5
 
 
 class OutboxSender:
@@ -114,10 +117,15 @@ class OutboxSender:
             try:
                 confirming = await self._work(kind, chat_id, session_id, subscription_id, payload)
             except TelegramRetryAfter as exc:
-                wait = min(exc.retry_after, MAX_RETRY_AFTER_SECONDS)
-                log.info("telegram_retry_after", seconds=wait, kind=kind)
-                await asyncio.sleep(wait)
-                continue
+                log.info("telegram_retry_after", seconds=exc.retry_after, kind=kind)
+                if exc.retry_after <= SHORT_RETRY_AFTER_SECONDS:
+                    await asyncio.sleep(exc.retry_after)
+                    continue
+                # A long wait (one flooded chat): the row comes back then, the others go on.
+                async with transaction(self.sessionmaker) as db:
+                    at = self.now() + timedelta(seconds=exc.retry_after)
+                    await outbox.retry_at(db, row_id, at, error=f"retry after {exc.retry_after}s")
+                return
             except TelegramForbiddenError as exc:
                 async with transaction(self.sessionmaker) as db:
                     if chat_id is not None and chat_id > 0:

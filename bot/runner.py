@@ -31,7 +31,18 @@ from core.checkout.context import CheckoutContext
 
 log = structlog.get_logger(__name__)
 
-COMMANDS = ("start", "subscriptions", "language", "help", "link", "invoice", "sublink", "invoices")
+COMMANDS = (
+    "start",
+    "subscriptions",
+    "language",
+    "help",
+    "link",
+    "invoice",
+    "sublink",
+    "invoices",
+    "bind",
+    "unlink",
+)
 
 
 def webhook_secret(token: str) -> str:

@@ -170,6 +170,9 @@ async def create_session(
         session.add(product)
         await session.flush()
 
+    # Read before the address is allocated: from there to the commit the organization's address
+    # counter is locked (PostgreSQL's row lock), and every other creation waits for it.
+    currencies = await currencies_by_token(session)
     address = await wallet_service.allocate_address(session, principal.organization_id)
     now = context.clock.now()
     checkout = CheckoutSession(
@@ -203,7 +206,6 @@ async def create_session(
     )
     session.add(checkout)
     await session.flush()
-    currencies = await currencies_by_token(session)
     for quote in quotes:
         currency = currencies.get((quote.token.chain_id, quote.token.contract.lower()))
         if currency is None:

@@ -5,6 +5,7 @@ Only public keys: the server derives addresses and never sees a private key.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from bip_utils import (
@@ -51,8 +52,14 @@ def derive_address(xpub: str, index: int) -> str:
     """The checksummed address at m/44'/60'/0'/0/index of the account behind `xpub`."""
     if index < 0 or index >= 2**31:
         raise ValueError("address index out of the non-hardened range")
-    account = parse_account_xpub(xpub)
-    return str(account.Change(Bip44Changes.CHAIN_EXT).AddressIndex(index).PublicKey().ToAddress())
+    return str(_external_chain(xpub).AddressIndex(index).PublicKey().ToAddress())
+
+
+@functools.lru_cache(maxsize=1024)
+def _external_chain(xpub: str) -> Bip44:
+    """m/44'/60'/0'/0 of the account: parsing the xpub (base58, checksum, point decoding) and
+    deriving the chain key cost three times the address itself, and every session pays them."""
+    return parse_account_xpub(xpub).Change(Bip44Changes.CHAIN_EXT)
 
 
 def account_key(xpub: str) -> str:

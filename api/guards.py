@@ -8,7 +8,8 @@ from core.errors import InvalidInput, NotFound
 from core.text import text_problem
 
 
-def refuse_unstorable_parameters(request: Request) -> None:
+# async: FastAPI runs a plain-def dependency in its thread pool, a thread hop per request.
+async def refuse_unstorable_parameters(request: Request) -> None:
     """NUL in a path or query parameter: no row can match it (PostgreSQL cannot even be asked),
     so a path lookup is 404 and a query parameter 422. JSON bodies are checked as they are
     parsed (api/responses.py)."""

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Path, Response
 
-from api.deps import CurrentPrincipal, SessionDep
+from api.deps import CurrentPrincipal, SessionDep, reads_only
 from api.responses import model_response
 from api.routing import both_slashes, make_router
 from core.catalog import service as catalog_service
@@ -27,6 +27,7 @@ async def create_product(
 
 
 @both_slashes(router, "GET", "", response_model=list[ProductOut])
+@reads_only
 async def list_products(session: SessionDep, principal: CurrentPrincipal) -> Response:
     """List the products the key can see."""
     products = await catalog_service.list_products(session, principal)
@@ -34,6 +35,7 @@ async def list_products(session: SessionDep, principal: CurrentPrincipal) -> Res
 
 
 @router.get("/id/{product_id}", response_model=ProductOut)
+@reads_only
 async def get_product(
     product_id: ProductId, session: SessionDep, principal: CurrentPrincipal
 ) -> Response:
@@ -44,6 +46,7 @@ async def get_product(
 
 
 @router.get("/reference/{reference}", response_model=ProductOut)
+@reads_only
 async def get_product_by_reference(
     reference: Annotated[str, Path(min_length=1, max_length=200)],
     session: SessionDep,

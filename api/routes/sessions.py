@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Path, Query, Response
 
-from api.deps import CheckoutDep, CurrentPrincipal, NowDep, SessionDep
+from api.deps import CheckoutDep, CurrentPrincipal, NowDep, SessionDep, reads_only
 from api.responses import model_response
 from api.routing import both_slashes, make_router
 from core.checkout import service as checkout_service
@@ -34,6 +34,7 @@ async def create_session(
     response_model=SessionOut,
     responses={410: {"description": "closeToExpireError and the session is (about to be) expired"}},
 )
+@reads_only
 async def get_session(
     session_uuid: SessionUUID,
     session: SessionDep,

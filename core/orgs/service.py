@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -55,21 +56,40 @@ async def create_organization(
 
 async def authenticate(session: AsyncSession, raw_key: str, *, now: datetime) -> Principal:
     """The principal behind a raw key; unknown, revoked or expired keys are all the same 401."""
+    principal, use_due = await identify(session, raw_key, now=now)
+    if use_due:
+        await record_key_use(session, principal.api_key_id, now=now)
+    return principal
+
+
+async def identify(session: AsyncSession, raw_key: str, *, now: datetime) -> tuple[Principal, bool]:
+    """The principal behind a raw key (401 as in `authenticate`), and whether its last use is
+    due to be recorded (`record_key_use`); reads only."""
     found = await repository.get_key_with_user(session, hash_api_key(raw_key))
     if found is None:
         raise InvalidApiKey()
     key, user = found
     if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
         raise InvalidApiKey()
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-        key.last_used_at = now
-        await session.flush()
-    return Principal(
+    principal = Principal(
         api_key_id=key.id,
         organization_id=key.organization_id,
         user_id=user.id,
         role=Role(user.role),
         test=key.test,
+    )
+    return principal, key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION
+
+
+async def record_key_use(session: AsyncSession, api_key_id: int, *, now: datetime) -> None:
+    """Set the key's last use to `now` (to the minute: a later one already written stays)."""
+    await session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.id == api_key_id,
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= now - LAST_USED_RESOLUTION),
+        )
+        .values(last_used_at=now)
     )
 
 

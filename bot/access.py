@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.i18n import DEFAULT_LANGUAGE, in_language
 from core.db import transaction
 from core.models import Product, Subscription
+from core.subscriptions.lifecycle import grants_access
 from core.telegram import access, cards
 
 log = structlog.get_logger(__name__)
@@ -53,7 +54,7 @@ async def grant(
         subscription = await db.get(Subscription, subscription_id)
         if subscription is None or subscription.telegram_user_id is None:
             return
-        if not access.grants_access(subscription, now):
+        if not grants_access(subscription, now):
             return
         product = await db.get(Product, subscription.product_id)
         user_id = subscription.telegram_user_id

@@ -7,12 +7,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from aiogram import Bot
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.callbacks import SubscriptionAction
 from bot.i18n import DEFAULT_LANGUAGE, in_language
 from core.db import transaction
+from core.models import TelegramUser
 from core.telegram import cards
 
 
@@ -60,3 +63,31 @@ async def send(
     with in_language(i18n, language):
         text = text_of(payload)
     await bot.send_message(chat_id=chat_id, text=text)
+
+
+async def send_reminder(
+    bot: Bot,
+    i18n: I18n,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    chat_id: int,
+    subscription_id: int,
+    payload: Mapping[str, object],
+) -> None:
+    """A renewal reminder with a button to the subscription's payment card; nothing for a
+    subscriber who turned reminders off or blocked the bot."""
+    async with transaction(sessionmaker) as db:
+        person = await db.get(TelegramUser, chat_id)
+        if person is not None and (person.blocked_at is not None or not person.reminders):
+            return
+        language = (person.language if person is not None else None) or DEFAULT_LANGUAGE
+    with in_language(i18n, language):
+        text = text_of(payload)
+        button = InlineKeyboardButton(
+            text=_("button.renew").format(product=str(payload.get("product", ""))[:30]),
+            callback_data=SubscriptionAction(
+                subscription_id=subscription_id, action="renew"
+            ).pack(),
+        )
+    await bot.send_message(
+        chat_id=chat_id, text=text, reply_markup=InlineKeyboardMarkup(inline_keyboard=[[button]])
+    )

@@ -172,6 +172,10 @@ class OutboxSender:
             )
         if kind == outbox.NOTIFY and chat_id is not None:
             await notify.send(self.bot, self.i18n, self.sessionmaker, chat_id, payload)
+        elif kind == outbox.REMINDER and chat_id is not None and subscription_id is not None:
+            await notify.send_reminder(
+                self.bot, self.i18n, self.sessionmaker, chat_id, subscription_id, payload
+            )
         elif kind == outbox.ACCESS_GRANT and chat_id is not None and subscription_id is not None:
             await access_io.grant(
                 self.bot, self.i18n, self.sessionmaker, chat_id, subscription_id, now=self.now()

@@ -35,6 +35,7 @@ from core.config import Settings
 from core.db import transaction
 from core.idempotency import tasks as idempotency_tasks
 from core.models import JobRun
+from core.subscriptions import tasks as subscriptions_tasks
 from core.telegram import tasks as telegram_tasks
 from core.webhooks import tasks as webhooks_tasks
 
@@ -72,6 +73,9 @@ def default_jobs(settings: Settings, context: CheckoutContext) -> list[Job]:
             session, now, retention=timedelta(days=settings.retention_days)
         )
 
+    async def subscriptions_lifecycle(session: AsyncSession, now: datetime) -> int:
+        return await subscriptions_tasks.advance(session, now, policy=context.subscription_policy)
+
     async def telegram_retention(session: AsyncSession, now: datetime) -> int:
         return await telegram_tasks.purge_old(
             session, now, retention=timedelta(days=settings.retention_days)
@@ -88,6 +92,11 @@ def default_jobs(settings: Settings, context: CheckoutContext) -> list[Job]:
             "webhooks.retention",
             timedelta(seconds=settings.job_webhooks_retention_seconds),
             retention,
+        ),
+        Job(
+            "subscriptions.lifecycle",
+            timedelta(seconds=settings.job_subscriptions_seconds),
+            subscriptions_lifecycle,
         ),
         Job(
             "telegram.retention",

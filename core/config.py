@@ -150,6 +150,23 @@ class Settings(BaseSettings):
     job_webhooks_retention_seconds: float = Field(
         default=86400.0, gt=0, le=7 * 86400, description="How often old webhook records go"
     )
+    subscription_renewal_lead_hours: float = Field(
+        default=72,
+        gt=0,
+        le=24 * 365,
+        description="How long before a period end a subscription's renewal is asked for "
+        "(at most a third of its period)",
+    )
+    subscription_grace_hours: float = Field(
+        default=72,
+        ge=0,
+        le=24 * 365,
+        description="How long a subscription stays past due before it expires (at most a third "
+        "of its period; a product may set its own)",
+    )
+    job_subscriptions_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="How often subscriptions' lifecycle steps run"
+    )
     job_telegram_retention_seconds: float = Field(
         default=86400.0, gt=0, le=7 * 86400, description="How often the bot's old records go"
     )

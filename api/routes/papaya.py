@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Path, Query, Response
 
-from api.deps import CheckoutDep, CurrentPrincipal, SessionDep
+from api.deps import CheckoutDep, CurrentPrincipal, NowDep, SessionDep
 from api.responses import model_response
 from api.routing import both_slashes, make_router
 from core.checkout import service as checkout_service
@@ -48,6 +48,7 @@ async def get_invoice(
 async def list_subscriptions(
     session: SessionDep,
     principal: CurrentPrincipal,
+    now: NowDep,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> Response:
@@ -57,7 +58,7 @@ async def list_subscriptions(
     )
     return model_response(
         PapayaSubscriptionPage(
-            items=[subscriptions_service.papaya_view(s) for s in rows],
+            items=[subscriptions_service.papaya_view(s, now=now) for s in rows],
             total_count=total,
             page=page,
             limit=limit,
@@ -68,10 +69,10 @@ async def list_subscriptions(
 
 @router.get("/subscriptions/{subscription_id}", response_model=PapayaSubscriptionOut)
 async def get_subscription(
-    subscription_id: Int64Id, session: SessionDep, principal: CurrentPrincipal
+    subscription_id: Int64Id, session: SessionDep, principal: CurrentPrincipal, now: NowDep
 ) -> Response:
     """One subscription: chain, token, tx, Telegram user, payer address, active or not."""
     subscription = await subscriptions_service.get_subscription_by_id(
         session, principal, subscription_id
     )
-    return model_response(subscriptions_service.papaya_view(subscription))
+    return model_response(subscriptions_service.papaya_view(subscription, now=now))

@@ -23,7 +23,7 @@ from core.payments.schemas import (
     TransactionInfoOut,
 )
 from core.subscriptions import service as subscriptions_service
-from core.subscriptions.schemas import SubscriptionOut
+from core.subscriptions.schemas import CancelIn, SubscriptionOut
 
 router = make_router(prefix="/transaction", tags=["payments and subscriptions"])
 Uuid = Annotated[str, Path(min_length=1, max_length=36)]
@@ -138,10 +138,19 @@ async def cancel_subscription(
     principal: CurrentPrincipal,
     context: CheckoutDep,
     now: NowDep,
+    body: CancelIn | None = None,
 ) -> Response:
-    """Cancel a subscription; refused (409) before its minimum number of periods."""
+    """Cancel a subscription: no more renewals; access ends at the end of the paid period
+    (`{"when": "end-of-period"}`, the default) or at once (`"now"`). Refused (409) before its
+    minimum number of periods."""
+    when = body.when if body is not None else "end-of-period"
     subscription = await subscriptions_service.cancel(
-        session, principal, subscription_uuid, force=False, now=now
+        session,
+        principal,
+        subscription_uuid,
+        force=False,
+        now=now,
+        at_period_end=when == "end-of-period",
     )
     return await _subscription_response(session, context, subscription)
 

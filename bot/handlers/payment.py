@@ -158,7 +158,7 @@ async def start_trial(
     checkout = await payer.owned_session(
         db, callback_data.session_id, telegram_user_id=query.from_user.id
     )
-    await payer.start_trial(db, checkout, telegram_user_id=query.from_user.id, now=now)
+    await payer.start_trial(db, context, checkout, telegram_user_id=query.from_user.id, now=now)
     await db.commit()
     await card_messages.refresh(bot, i18n, sessionmaker, context, checkout.id, now=now)
     await query.answer(_("answer.trial_started"))

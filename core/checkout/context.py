@@ -10,6 +10,7 @@ from decimal import Decimal
 from core.chains import ChainRegistry
 from core.clock import Clock, SystemClock
 from core.config import Settings
+from core.subscriptions.policy import Policy
 from core.webhooks.ssrf import Resolve, system_resolve
 
 
@@ -27,6 +28,8 @@ class CheckoutContext:
     currency_ids: dict[tuple[int, str], int] = field(default_factory=dict, compare=False)
     # The process's one source of `now` for decisions (expiry, lateness, settlement times).
     clock: Clock = field(default_factory=SystemClock, compare=False)
+    # Subscriptions on the clock: renewal lead time and grace (core/subscriptions/lifecycle.py).
+    subscription_policy: Policy = field(default_factory=Policy)
 
     @classmethod
     def from_settings(
@@ -46,6 +49,10 @@ class CheckoutContext:
             bot_username=(settings.telegram_bot_username or bot_username or "").lstrip("@") or None,
             webhooks_allow_private=settings.webhooks_allow_private,
             clock=clock or SystemClock(),
+            subscription_policy=Policy(
+                lead=timedelta(hours=settings.subscription_renewal_lead_hours),
+                grace=timedelta(hours=settings.subscription_grace_hours),
+            ),
         )
 
     def link(self, uuid: str) -> str:

@@ -246,7 +246,9 @@ async def _announce(
                 session_webhook_url=checkout.webhook_url,
             )
     if checkout.kind == "subscription":
-        await subscriptions_service.settle(session, checkout, now=now)
+        await subscriptions_service.settle(
+            session, checkout, now=now, policy=context.subscription_policy
+        )
 
 
 def _latest(payments: Sequence[Payment]) -> Payment | None:
@@ -415,11 +417,14 @@ async def recompute_session(
         checkout.completed_at = now
     # Only what changed is assigned: each ORM assignment has a cost, and the watcher settles
     # hundreds of sessions per step.
+    # A subscription's session, once completed, takes the subscription's renewals: money after
+    # its deadline is not late for the session (the subscription's lifecycle judges it).
+    renewals = checkout.kind == "subscription" and checkout.completed_at is not None
     decided = {
         "status": state_status.value,
         "underpaid": state.underpaid,
         "overpaid": state.overpaid,
-        "late": state.late,
+        "late": checkout.late if renewals else state.late,
         "other_token": state.other_token,
         "paid_usd": normalize(state.seen_usd),
     }
@@ -433,6 +438,12 @@ async def recompute_session(
         else checkout.expires_at
     )
     for payment in rows:
+        if (
+            renewals
+            and checkout.completed_at is not None
+            and payment.block_timestamp > min(deadline, checkout.completed_at)
+        ):
+            continue
         late = payment.block_timestamp > deadline
         if payment.late != late:
             payment.late = late

@@ -44,6 +44,10 @@ class Product(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     # A Telegram channel or group the bot administers: subscribers get into it while active.
     telegram_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Subscriptions: days of grace after an unpaid period end (None: the default), and whether
+    # money arriving after expiry starts the subscription again.
+    grace_seconds: Mapped[int | None] = mapped_column(BigInteger)
+    reactivate_on_late_payment: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

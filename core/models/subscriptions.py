@@ -48,6 +48,21 @@ class Subscription(Base):
     first_tx_hash: Mapped[str | None] = mapped_column(String(66))
     stopped: Mapped[bool] = mapped_column(Boolean, default=False)
     current_period_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The lifecycle (core/subscriptions/lifecycle.py): when the next step on the clock is due
+    # (renewal request, a reminder, past due, expiry); None when nothing is left to do.
+    next_action_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # The period end whose renewal request is open (`subscription.renewal_due` emitted for it),
+    # and how many of its reminders have been queued.
+    renewal_due_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+    past_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A cancelled subscription's access ends here (its period end, or the cancel's time).
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Periods count from here, over the USD paid beyond `anchor_paid_usd` (a subscription that
+    # expired and was reactivated by a late payment starts again at that payment).
+    anchor_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    anchor_paid_usd: Mapped[Decimal] = mapped_column(ExactDecimal, default=Decimal(0))
     last_billing_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

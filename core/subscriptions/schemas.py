@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import Field
 
@@ -22,6 +23,13 @@ class SubscriptionStatus(StrEnum):
 LIVE_STATUSES = frozenset(
     {SubscriptionStatus.TRIAL, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE}
 )
+
+
+class CancelIn(CamelModel):
+    when: Literal["end-of-period", "now"] = Field(
+        default="end-of-period",
+        description="end-of-period: access until the paid period ends; now: access ends at once",
+    )
 
 
 class SubscriptionOut(CamelModel):

@@ -18,10 +18,12 @@ from core.checkout.schemas import CurrencyOut, TransactionStatusOut
 from core.checkout.state import OPEN_STATUSES, SessionStatus
 from core.errors import Conflict, InvalidInput, NotFound
 from core.events import service as events_service
-from core.models import CheckoutSession, Currency, Customer, Payment, Subscription
+from core.models import CheckoutSession, Currency, Customer, Payment, Product, Subscription
 from core.models.base import utcnow
 from core.orgs.schemas import Principal
+from core.subscriptions import lifecycle
 from core.subscriptions import repository as subscriptions_repository
+from core.subscriptions.policy import Policy
 from core.subscriptions.schemas import (
     LIVE_STATUSES,
     PapayaSubscriptionOut,
@@ -39,7 +41,7 @@ class SubscriptionNotFound(NotFound):
 
 
 async def settle(
-    session: AsyncSession, checkout: CheckoutSession, *, now: datetime
+    session: AsyncSession, checkout: CheckoutSession, *, now: datetime, policy: Policy | None = None
 ) -> Subscription | None:
     """Bring a subscription session's subscription in line with its confirmed payments.
 
@@ -95,13 +97,29 @@ async def settle(
             first_tx_hash=first.tx_hash,
             current_period_end=now + timedelta(seconds=checkout.frequency_seconds),
             last_billing_at=now,
+            anchor_at=now,
+            anchor_paid_usd=Decimal(0),
             created_at=now,
         )
         session.add(subscription)
         await session.flush()
-        await _emit(session, "subscription.created", subscription, checkout, previous=None)
+        await emit(session, "subscription.created", subscription, checkout, previous=None)
     for payment in payments:
         payment.subscription_id = subscription.id
+    product = await session.get(Product, subscription.product_id)
+    policy = policy or Policy()
+    if subscription.status == SubscriptionStatus.EXPIRED.value:
+        # Money confirmed since it expired, not reported yet.
+        expired_at = subscription.expired_at or subscription.updated_at
+        fresh = [
+            p
+            for p in payments
+            if not p.late and p.confirmed_at is not None and p.confirmed_at >= expired_at
+        ]
+        await _after_expiry(session, subscription, checkout, product, fresh, payments, now=now)
+        subscription.next_action_at = lifecycle.next_action(subscription, product, policy)
+        await session.flush()
+        return subscription
     previous = subscription.status
     if subscription.status == SubscriptionStatus.TRIAL.value and payments:
         # The first payment after (or during) a trial: the payer, chain and token become known.
@@ -113,26 +131,87 @@ async def settle(
         subscription.token_symbol = first.token_symbol
         subscription.first_tx_hash = first.tx_hash
         subscription.periods_paid = 0
-    total = sum((p.amount_usd for p in payments), Decimal(0))
+    total = sum((p.amount_usd for p in payments), Decimal(0)) - subscription.anchor_paid_usd
     periods = int(total // subscription.price_usd) if subscription.price_usd > 0 else 0
-    if subscription.trial_ends_at is None:
+    if subscription.trial_ends_at is None or subscription.anchor_paid_usd > 0:
         periods = max(1, periods)
     if periods > subscription.periods_paid:
         subscription.periods_paid = periods
-        start = subscription.trial_ends_at or subscription.created_at
+        # From the period's anchor (the start, the trial's end): a renewal extends from the
+        # previous period end, never from the payment's time, so paying in grace loses nothing.
+        start = subscription.anchor_at or subscription.trial_ends_at or subscription.created_at
         subscription.current_period_end = start + timedelta(
             seconds=subscription.frequency_seconds * periods
         )
         subscription.last_billing_at = now
         subscription.updated_at = now
-        if subscription.status in (
-            SubscriptionStatus.PAST_DUE.value,
-            SubscriptionStatus.EXPIRED.value,
-        ):
+        if subscription.status == SubscriptionStatus.PAST_DUE.value:
             subscription.status = SubscriptionStatus.ACTIVE.value
-        await _emit(session, "subscription.renewed", subscription, checkout, previous=previous)
+            subscription.past_due_at = None
+        await emit(session, "subscription.renewed", subscription, checkout, previous=previous)
+    subscription.next_action_at = lifecycle.next_action(subscription, product, policy)
     await session.flush()
     return subscription
+
+
+async def _after_expiry(
+    session: AsyncSession,
+    subscription: Subscription,
+    checkout: CheckoutSession,
+    product: Product | None,
+    fresh: Sequence[Payment],
+    payments: Sequence[Payment],
+    *,
+    now: datetime,
+) -> None:
+    """Money to an expired subscription's address: recorded and reported as late; it starts
+    the subscription again (from now) only where the product says so."""
+    if not fresh:
+        return
+    if product is None or not product.reactivate_on_late_payment:
+        for payment in fresh:
+            payment.late = True
+            await events_service.emit(
+                session,
+                organization_id=subscription.organization_id,
+                test=subscription.test,
+                type="payment.late",
+                data={
+                    "paymentUUID": payment.uuid,
+                    "subscriptionUUID": subscription.uuid,
+                    "sessionUUID": checkout.uuid,
+                    "chainId": payment.chain_id,
+                    "txHash": payment.tx_hash,
+                    "amountBaseUnits": str(payment.amount_base_units),
+                    "amountUsd": str(payment.amount_usd),
+                    "token": payment.token_symbol,
+                },
+                session_id=checkout.id,
+                subscription_id=subscription.id,
+                payment_id=payment.id,
+                session_webhook_url=checkout.webhook_url,
+            )
+        return
+    new_money = sum((p.amount_usd for p in fresh), Decimal(0))
+    periods = int(new_money // subscription.price_usd) if subscription.price_usd > 0 else 0
+    if periods < 1:
+        return  # not a whole period yet: it waits for more, still expired
+    previous = subscription.status
+    subscription.anchor_at = now
+    subscription.anchor_paid_usd = sum((p.amount_usd for p in payments), Decimal(0)) - new_money
+    subscription.periods_paid = periods
+    subscription.current_period_end = now + timedelta(
+        seconds=subscription.frequency_seconds * periods
+    )
+    subscription.status = SubscriptionStatus.ACTIVE.value
+    subscription.stopped = False
+    subscription.expired_at = None
+    subscription.past_due_at = None
+    subscription.renewal_due_for = None
+    subscription.reminders_sent = 0
+    subscription.last_billing_at = now
+    subscription.updated_at = now
+    await emit(session, "subscription.renewed", subscription, checkout, previous=previous)
 
 
 async def start_trial(
@@ -142,6 +221,7 @@ async def start_trial(
     now: datetime,
     telegram_user_id: int | None = None,
     email: str | None = None,
+    policy: Policy | None = None,
 ) -> Subscription:
     """Start a session's free trial for a payer (the bot and the checkout page call this).
 
@@ -203,17 +283,22 @@ async def start_trial(
         deposit_address=checkout.deposit_address,
         trial_ends_at=trial_end,
         current_period_end=trial_end,
+        anchor_at=trial_end,
+        anchor_paid_usd=Decimal(0),
         created_at=now,
+    )
+    subscription.next_action_at = lifecycle.next_action(
+        subscription, await session.get(Product, checkout.product_id), policy or Policy()
     )
     session.add(subscription)
     if telegram_user_id is not None and checkout.telegram_user_id is None:
         checkout.telegram_user_id = telegram_user_id
     await session.flush()
-    await _emit(session, "subscription.created", subscription, checkout, previous=None)
+    await emit(session, "subscription.created", subscription, checkout, previous=None)
     return subscription
 
 
-async def _emit(
+async def emit(
     session: AsyncSession,
     type: str,
     subscription: Subscription,
@@ -288,9 +373,17 @@ def minimum_cancellation_date(subscription: Subscription) -> datetime | None:
 
 
 async def cancel(
-    session: AsyncSession, principal: Principal, uuid: str, *, force: bool, now: datetime
+    session: AsyncSession,
+    principal: Principal,
+    uuid: str,
+    *,
+    force: bool,
+    now: datetime,
+    at_period_end: bool = False,
 ) -> Subscription:
-    """Stop a subscription. Before `minPeriods` periods have passed only a forced cancel works."""
+    """Stop a subscription: no more renewals; access ends at the period's end
+    (`at_period_end`) or now. Before `minPeriods` periods have passed only a forced cancel
+    works (and it ends access now)."""
     subscription = await get_subscription(session, principal, uuid)
     # Decided on the locked row: a payment settling at the same time waits, then sees it stopped.
     subscription = (await subscriptions_repository.lock_subscriptions(session, [subscription.id]))[
@@ -315,10 +408,14 @@ async def cancel(
     subscription.stopped = True
     subscription.cancelled_at = now
     subscription.updated_at = now
+    # A trial or a past-due subscription has no paid time left to keep.
+    keeps_period = at_period_end and not force and previous == SubscriptionStatus.ACTIVE.value
+    subscription.ends_at = max(now, subscription.current_period_end) if keeps_period else now
+    subscription.next_action_at = subscription.ends_at
     await session.flush()
     checkout = await session.get(CheckoutSession, subscription.session_id)
     assert checkout is not None
-    await _emit(session, "subscription.cancelled", subscription, checkout, previous=previous)
+    await emit(session, "subscription.cancelled", subscription, checkout, previous=previous)
     return subscription
 
 
@@ -418,7 +515,7 @@ def subscription_hash(subscription: Subscription) -> str:
     return "0x" + hashlib.sha256(f"chainpay-subscription:{subscription.uuid}".encode()).hexdigest()
 
 
-def papaya_view(subscription: Subscription) -> PapayaSubscriptionOut:
+def papaya_view(subscription: Subscription, *, now: datetime) -> PapayaSubscriptionOut:
     return PapayaSubscriptionOut(
         id=subscription.id,
         chain_id=subscription.chain_id,
@@ -427,7 +524,7 @@ def papaya_view(subscription: Subscription) -> PapayaSubscriptionOut:
         tg_user_id=subscription.telegram_user_id,
         user_address=subscription.payer_address,
         created_at=subscription.created_at,
-        is_active=SubscriptionStatus(subscription.status) in LIVE_STATUSES,
+        is_active=lifecycle.grants_access(subscription, now),
     )
 
 

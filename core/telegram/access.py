@@ -16,25 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.models import Product, Subscription, TelegramAccess
+from core.subscriptions.lifecycle import grants_access
 from core.telegram import outbox
 
 INVITED = "invited"
 MEMBER = "member"
 REMOVING = "removing"
 REMOVED = "removed"
-
-_ACCESS_STATUSES = frozenset({"trial", "active", "past_due"})
-
-
-def grants_access(subscription: Subscription, now: datetime) -> bool:
-    """Access right now: trial, active or past due (grace), or cancelled until its period end."""
-    if subscription.status in _ACCESS_STATUSES:
-        return True
-    return (
-        subscription.status == "cancelled"
-        and subscription.current_period_end is not None
-        and subscription.current_period_end > now
-    )
 
 
 async def record_invite(

@@ -32,6 +32,7 @@ CARD = "card"
 NOTIFY = "notify"
 ACCESS_GRANT = "access_grant"
 ACCESS_REVOKE = "access_revoke"
+REMINDER = "reminder"
 
 
 async def enqueue(

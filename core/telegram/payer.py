@@ -212,10 +212,19 @@ async def cancel(session: AsyncSession, checkout: CheckoutSession, *, now: datet
 
 
 async def start_trial(
-    session: AsyncSession, checkout: CheckoutSession, *, telegram_user_id: int, now: datetime
+    session: AsyncSession,
+    context: CheckoutContext,
+    checkout: CheckoutSession,
+    *,
+    telegram_user_id: int,
+    now: datetime,
 ) -> Subscription:
     return await subscriptions_service.start_trial(
-        session, checkout, now=now, telegram_user_id=telegram_user_id
+        session,
+        checkout,
+        now=now,
+        telegram_user_id=telegram_user_id,
+        policy=context.subscription_policy,
     )
 
 

@@ -3,8 +3,9 @@ session for an expired one. Each first checks the session belongs to the person 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from aiogram import Bot, F, Router
 from aiogram.types import CallbackQuery
@@ -16,6 +17,7 @@ from bot import card_messages
 from bot.callbacks import CardAction, PickChain, PickToken
 from bot.cards import token_picker
 from core.checkout.context import CheckoutContext
+from core.models import CheckoutSession
 from core.telegram import payer
 
 router: Final = Router(name=__name__)
@@ -84,68 +86,46 @@ async def pick_token(
     await query.answer()
 
 
-@router.callback_query(CardAction.filter(F.action == "status"))
-async def check_status(
-    query: CallbackQuery,
-    callback_data: CardAction,
-    bot: Bot,
-    db: AsyncSession,
-    i18n: I18n,
-    context: CheckoutContext,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    now: datetime,
-) -> None:
-    checkout = await payer.owned_session(
-        db, callback_data.session_id, telegram_user_id=query.from_user.id
-    )
-    status = checkout.status
-    await db.commit()
-    await card_messages.refresh(bot, i18n, sessionmaker, context, checkout.id, now=now)
-    await query.answer(_("status." + status))
+async def _status(db: AsyncSession, checkout: CheckoutSession, **unused: Any) -> str:
+    return _("status." + checkout.status)
 
 
-@router.callback_query(CardAction.filter(F.action == "change"))
-async def change_network(
-    query: CallbackQuery,
-    callback_data: CardAction,
-    bot: Bot,
-    db: AsyncSession,
-    i18n: I18n,
-    context: CheckoutContext,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    now: datetime,
-) -> None:
-    checkout = await payer.owned_session(
-        db, callback_data.session_id, telegram_user_id=query.from_user.id
-    )
+async def _change(db: AsyncSession, checkout: CheckoutSession, **unused: Any) -> str | None:
     await payer.clear_pair(db, checkout)
-    await db.commit()
-    await card_messages.refresh(bot, i18n, sessionmaker, context, checkout.id, now=now)
-    await query.answer()
+    return None
 
 
-@router.callback_query(CardAction.filter(F.action == "cancel"))
-async def cancel(
-    query: CallbackQuery,
-    callback_data: CardAction,
-    bot: Bot,
-    db: AsyncSession,
-    i18n: I18n,
-    context: CheckoutContext,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    now: datetime,
-) -> None:
-    checkout = await payer.owned_session(
-        db, callback_data.session_id, telegram_user_id=query.from_user.id
-    )
+async def _cancel(
+    db: AsyncSession, checkout: CheckoutSession, *, now: datetime, **unused: Any
+) -> str:
     await payer.cancel(db, checkout, now=now)
-    await db.commit()
-    await card_messages.refresh(bot, i18n, sessionmaker, context, checkout.id, now=now)
-    await query.answer(_("answer.cancelled"))
+    return _("answer.cancelled")
 
 
-@router.callback_query(CardAction.filter(F.action == "trial"))
-async def start_trial(
+async def _trial(
+    db: AsyncSession,
+    checkout: CheckoutSession,
+    *,
+    now: datetime,
+    context: CheckoutContext,
+    telegram_user_id: int,
+) -> str:
+    await payer.start_trial(db, context, checkout, telegram_user_id=telegram_user_id, now=now)
+    return _("answer.trial_started")
+
+
+# What each card button does to its (owned) session before the card is brought up to date;
+# each returns the short answer Telegram shows (None: none).
+_CARD_ACTIONS: Final[dict[str, Callable[..., Awaitable[str | None]]]] = {
+    "status": _status,
+    "change": _change,
+    "cancel": _cancel,
+    "trial": _trial,
+}
+
+
+@router.callback_query(CardAction.filter(F.action.in_(set(_CARD_ACTIONS))))
+async def card_action(
     query: CallbackQuery,
     callback_data: CardAction,
     bot: Bot,
@@ -158,10 +138,12 @@ async def start_trial(
     checkout = await payer.owned_session(
         db, callback_data.session_id, telegram_user_id=query.from_user.id
     )
-    await payer.start_trial(db, context, checkout, telegram_user_id=query.from_user.id, now=now)
+    answer = await _CARD_ACTIONS[callback_data.action](
+        db, checkout, now=now, context=context, telegram_user_id=query.from_user.id
+    )
     await db.commit()
     await card_messages.refresh(bot, i18n, sessionmaker, context, checkout.id, now=now)
-    await query.answer(_("answer.trial_started"))
+    await query.answer(answer)
 
 
 @router.callback_query(CardAction.filter(F.action == "fresh"))

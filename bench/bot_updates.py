@@ -31,12 +31,13 @@ from aiogram.types import Message
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from machine import steal_seconds  # noqa: E402  (bench/machine.py)
+
 from bot.runner import run_bot  # noqa: E402
 from chainpay.migrations import upgrade  # noqa: E402
 from core.checkout.context import CheckoutContext  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.db import create_engine, create_sessionmaker  # noqa: E402
-from machine import steal_seconds  # noqa: E402  (bench/machine.py)
 from tests.harness.fake_telegram import FakeTelegram, fake_telegram  # noqa: E402
 
 TOKEN = "4242:BENCH-TOKEN"

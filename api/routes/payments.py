@@ -23,7 +23,7 @@ from core.payments.schemas import (
     TransactionInfoOut,
 )
 from core.subscriptions import service as subscriptions_service
-from core.subscriptions.schemas import CancelIn, SubscriptionOut
+from core.subscriptions.schemas import BillingCycleOut, CancelIn, SubscriptionOut
 
 router = make_router(prefix="/transaction", tags=["payments and subscriptions"])
 Uuid = Annotated[str, Path(min_length=1, max_length=36)]
@@ -162,3 +162,35 @@ async def force_cancel_subscription(
     """Cancel a subscription at once, even before its minimum periods (the SDK's force_cancel)."""
     await subscriptions_service.cancel(session, principal, subscription_uuid, force=True, now=now)
     return model_response(MessageOut(message="Subscription cancelled"))
+
+
+@router.get(
+    "/subscription/processing/execute-billing/{subscription_uuid}",
+    response_model=BillingCycleOut,
+    responses={
+        400: {"description": "A live subscription (test mode only)"},
+        409: {"description": "Nothing left to bill (expired)"},
+    },
+)
+async def execute_test_billing_cycle(
+    subscription_uuid: Uuid,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    context: CheckoutDep,
+    now: NowDep,
+) -> Response:
+    """Test subscriptions: take the next billing step now, as if its deadline had come (renewal
+    requested, past due, expired, or a cancelled one's end). Payments alone move nextBillingDate."""
+    subscription, events = await subscriptions_service.execute_test_billing(
+        session, principal, subscription_uuid, policy=context.subscription_policy, now=now
+    )
+    return model_response(
+        BillingCycleOut(
+            message=f"Billing step done: {', '.join(events) or 'reminders queued'}",
+            status_link=f"{context.public_url}/v1/transaction/subscription/{subscription.uuid}",
+            subscription_uuid=subscription.uuid,
+            status=subscription.status,
+            events=events,
+            next_action_at=subscription.next_action_at,
+        )
+    )

@@ -14,6 +14,7 @@ from core.checkout import service as checkout_service
 from core.checkout.exceptions import SessionNotOpen
 from core.checkout.schemas import LinkOut, SessionCreate, SessionOut, TransactionStatusOut
 from core.subscriptions import service as subscriptions_service
+from core.subscriptions.schemas import SubscriptionOut, TrialStartIn
 
 router = make_router(prefix="/transaction", tags=["sessions"])
 SessionUUID = Annotated[str, Path(min_length=1, max_length=36, description="Session UUID")]
@@ -70,6 +71,36 @@ async def cancel_session(
     """Cancel an open session; money that still arrives is recorded and flagged late."""
     checkout = await checkout_service.cancel_session(session, principal, session_uuid, now=now)
     return model_response(await checkout_service.session_view(session, context, checkout))
+
+
+@router.post(
+    "/session-checkout/{session_uuid}/start",
+    response_model=SubscriptionOut,
+    responses={409: {"description": "No trial offered, trial already used, or already started"}},
+)
+async def start_trial(
+    session_uuid: SessionUUID,
+    body: TrialStartIn,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    context: CheckoutDep,
+    now: NowDep,
+) -> Response:
+    """Start a subscription session's free trial for a payer (for your own front end): a
+    Telegram user and/or one of your customers. One trial per payer per product."""
+    subscription = await subscriptions_service.start_for_payer(
+        session,
+        principal,
+        session_uuid,
+        telegram_user_id=body.telegram_user_id,
+        customer_uuid=body.customer_uuid,
+        now=now,
+        policy=context.subscription_policy,
+    )
+    view = await subscriptions_service.subscription_view(
+        session, subscription, lambda c: checkout_service.currency_out(c, context)
+    )
+    return model_response(view)
 
 
 @both_slashes(router, "GET", "/status", response_model=TransactionStatusOut)

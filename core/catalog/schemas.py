@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, AliasChoices, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    model_validator,
+)
 
 from core.schemas import (
     CamelModel,
@@ -37,6 +45,23 @@ TelegramChatId = Annotated[
     ),
     AfterValidator(_not_zero),
 ]
+DAY_SECONDS = 86_400
+GracePeriodDays = Annotated[
+    StrictInt,
+    Field(
+        ge=0,
+        le=365,
+        description="Subscriptions: days of access after an unpaid period end before they "
+        "expire (null: the server's default; at most a third of the period either way)",
+    ),
+]
+ReactivateOnLatePayment = Annotated[
+    StrictBool,
+    Field(
+        description="Subscriptions: money arriving after expiry starts the subscription again "
+        "(otherwise it is recorded and reported as payment.late)"
+    ),
+]
 Phone = Annotated[str, Field(min_length=3, max_length=40, pattern=r"^\+?[0-9 ()\-.]{3,40}$")]
 Address = Annotated[str, Field(min_length=1, max_length=1000)]
 
@@ -62,6 +87,31 @@ class ProductOut(CamelModel):
     telegram_chat_id: int | None = Field(
         description="The Telegram group or channel subscribers get into, if any"
     )
+    grace_period_days: int | None = Field(
+        description="Days of grace after an unpaid period end (null: the server's default)"
+    )
+    reactivate_on_late_payment: bool = Field(
+        description="Whether money arriving after expiry starts the subscription again"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _grace_in_days(cls, data: Any) -> Any:
+        """Read off a core.models.Product, which keeps the grace in seconds (the lifecycle's unit)."""
+        if isinstance(data, dict) or not hasattr(data, "grace_seconds"):
+            return data
+        seconds = data.grace_seconds
+        values = {
+            name: getattr(data, name)
+            for name in cls.model_fields
+            if name not in ("price", "grace_period_days")
+        }
+        return {
+            **values,
+            "price": data.price_usd,
+            "grace_period_days": None if seconds is None else seconds // DAY_SECONDS,
+            "reactivate_on_late_payment": bool(data.reactivate_on_late_payment),
+        }
 
 
 class ProductCreate(CamelModel):
@@ -70,11 +120,14 @@ class ProductCreate(CamelModel):
     price: UsdAmount
     reference: Reference | None = None
     telegram_chat_id: TelegramChatId | None = None
+    grace_period_days: GracePeriodDays | None = None
+    reactivate_on_late_payment: ReactivateOnLatePayment = False
 
 
 class ProductUpdate(CamelModel):
     """Partial: the SDK sends name, description and price; absent or null stays unchanged,
-    except `telegramChatId`, which the SDK never sends: null there unbinds the chat."""
+    except `telegramChatId` and `gracePeriodDays`, which the SDK never sends: null there
+    unbinds the chat or restores the default grace."""
 
     name: ShortText | None = None
     description: LongText | None = None
@@ -83,6 +136,12 @@ class ProductUpdate(CamelModel):
     telegram_chat_id: TelegramChatId | None = Field(
         default=None, description="A Telegram group or channel the bot administers; null unbinds"
     )
+    grace_period_days: GracePeriodDays | None = Field(
+        default=None,
+        description="Days of grace after an unpaid period end, 0 to 365; null: back to the "
+        "server's default (absent: unchanged)",
+    )
+    reactivate_on_late_payment: ReactivateOnLatePayment | None = None
 
 
 class CustomerOut(CamelModel):

@@ -15,7 +15,13 @@ from core.catalog.exceptions import (
     ReferenceImmutable,
     ReferenceTaken,
 )
-from core.catalog.schemas import CustomerCreate, CustomerUpdate, ProductCreate, ProductUpdate
+from core.catalog.schemas import (
+    DAY_SECONDS,
+    CustomerCreate,
+    CustomerUpdate,
+    ProductCreate,
+    ProductUpdate,
+)
 from core.models import Customer, Product
 from core.models.base import utcnow
 from core.orgs.schemas import Principal
@@ -43,10 +49,17 @@ async def create_product(
         price_usd=data.price,
         reference=data.reference,
         telegram_chat_id=data.telegram_chat_id,
+        grace_seconds=_grace_seconds(data.grace_period_days),
+        reactivate_on_late_payment=data.reactivate_on_late_payment,
     )
     session.add(product)
     await session.flush()
     return product
+
+
+def _grace_seconds(days: int | None) -> int | None:
+    """Products keep the grace in seconds, the lifecycle's unit (None: the default)."""
+    return None if days is None else days * DAY_SECONDS
 
 
 async def list_products(session: AsyncSession, principal: Principal) -> Sequence[Product]:
@@ -87,6 +100,10 @@ async def update_product(
         product.is_active = data.is_active
     if "telegram_chat_id" in data.model_fields_set:  # sent as null: unbind the chat
         product.telegram_chat_id = data.telegram_chat_id
+    if "grace_period_days" in data.model_fields_set:  # sent as null: the default grace again
+        product.grace_seconds = _grace_seconds(data.grace_period_days)
+    if data.reactivate_on_late_payment is not None:
+        product.reactivate_on_late_payment = data.reactivate_on_late_payment
     product.updated_at = utcnow()
     await session.flush()
     return product

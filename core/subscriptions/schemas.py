@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
+from core.catalog.schemas import TelegramUserId
 from core.checkout.schemas import CurrencyOut
 from core.schemas import CamelModel, ExactDecimal
 
@@ -29,6 +30,27 @@ class CancelIn(CamelModel):
     when: Literal["end-of-period", "now"] = Field(
         default="end-of-period",
         description="end-of-period: access until the paid period ends; now: access ends at once",
+    )
+
+
+class TrialStartIn(CamelModel):
+    """Who starts the trial: a Telegram user, a customer of the organization, or both."""
+
+    telegram_user_id: TelegramUserId | None = None
+    customer_uuid: Annotated[str, Field(min_length=1, max_length=36)] | None = None
+
+
+class BillingCycleOut(CamelModel):
+    """The SDK's StatusLinkResponse (message, statusLink) plus what the step did."""
+
+    message: str
+    status_link: str = Field(description="Where the subscription's status can be read")
+    # chainpay extras
+    subscription_uuid: str
+    status: str = Field(description="The subscription's status after the step")
+    events: list[str] = Field(description="Events the step emitted, in order")
+    next_action_at: datetime | None = Field(
+        description="When its next step is due on the clock (null: none is left)"
     )
 
 
@@ -60,6 +82,10 @@ class SubscriptionOut(CamelModel):
     token_name: str | None
     tx: str | None
     session_uuid: str
+    amount_due: ExactDecimal = Field(
+        description="USD still to pay for the open renewal (exact; 0 when no bill is open): "
+        "the price less what was paid toward the next period so far"
+    )
 
 
 class PapayaSubscriptionOut(CamelModel):

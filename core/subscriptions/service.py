@@ -12,11 +12,13 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import tenancy
+from core.catalog import service as catalog_service
+from core.catalog.exceptions import CustomerNotFound
 from core.checkout import repository as checkout_repository
 from core.checkout import service as checkout_service
 from core.checkout.schemas import CurrencyOut, TransactionStatusOut
 from core.checkout.state import OPEN_STATUSES, SessionStatus
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import AppError, Conflict, InvalidInput, NotFound
 from core.events import service as events_service
 from core.models import CheckoutSession, Currency, Customer, Payment, Product, Subscription
 from core.models.base import utcnow
@@ -30,6 +32,7 @@ from core.subscriptions.schemas import (
     SubscriptionOut,
     SubscriptionStatus,
 )
+from core.telegram import reminders
 
 SESSION_TYPES = {"payment", "createSubscription"}
 SUBSCRIPTION_TYPES = {"cancelSubscription", "executeSubscription"}
@@ -298,6 +301,50 @@ async def start_trial(
     return subscription
 
 
+async def start_for_payer(
+    session: AsyncSession,
+    principal: Principal,
+    session_uuid: str,
+    *,
+    telegram_user_id: int | None,
+    customer_uuid: str | None,
+    now: datetime,
+    policy: Policy,
+) -> Subscription:
+    """A merchant's own front end starts a session's trial for a payer: a Telegram user, a
+    customer of the organization (known by its email and Telegram id), or both."""
+    checkout = await checkout_service.get_session(session, principal, session_uuid)
+    customer: Customer | None = None
+    if customer_uuid:
+        try:
+            customer = await catalog_service.get_customer(session, principal, customer_uuid)
+        except CustomerNotFound as exc:
+            raise CustomerNotFound(param="customerUUID") from exc
+        if checkout.customer_id is not None and checkout.customer_id != customer.id:
+            raise Conflict(
+                "This session is for another customer",
+                param="customerUUID",
+                code="customer_mismatch",
+            )
+    if telegram_user_id is None and customer is None:
+        raise InvalidInput("Name the payer: telegramUserId or customerUUID", param="telegramUserId")
+    subscription = await start_trial(
+        session,
+        checkout,
+        now=now,
+        telegram_user_id=telegram_user_id
+        if telegram_user_id is not None or customer is None
+        else customer.telegram_user_id,
+        email=customer.email if customer is not None else None,
+        policy=policy,
+    )
+    if customer is not None:
+        subscription.customer_id = customer.id
+        checkout.customer_id = customer.id
+        await session.flush()
+    return subscription
+
+
 async def emit(
     session: AsyncSession,
     type: str,
@@ -342,6 +389,76 @@ def event_data(
         "telegramUserId": subscription.telegram_user_id,
         "test": subscription.test,
     }
+
+
+async def take_due_steps(
+    session: AsyncSession,
+    subscription: Subscription,
+    *,
+    policy: Policy,
+    now: datetime,
+    recorded_at: datetime | None = None,
+) -> lifecycle.Step:
+    """Every lifecycle step of this (locked) subscription due by `now`: its state moved on, each
+    event emitted and each reminder queued once (the `subscriptions.lifecycle` job and the
+    test billing cycle both come here). `recorded_at`: when it happened, if not `now` (a test
+    billing cycle decides at the deadline but happens, and reminds, at once)."""
+    product = await session.get(Product, subscription.product_id)
+    step = lifecycle.decide(subscription, product, policy, now)
+    if recorded_at is not None:
+        if subscription.updated_at == now:
+            subscription.updated_at = recorded_at
+        if subscription.expired_at == now:
+            subscription.expired_at = recorded_at
+    checkout = await session.get(CheckoutSession, subscription.session_id)
+    assert checkout is not None
+    await session.flush()
+    for kind, previous in step.events:
+        await emit(session, kind, subscription, checkout, previous=previous)
+    for number in step.reminders:
+        await reminders.queue(session, subscription, product, number, now=recorded_at or now)
+    return step
+
+
+# A billing step (renewal opened, past due, expired) is at most this many deadlines away: the
+# reminders between them (three a period) are taken on the way.
+_MAX_DEADLINES = 8
+
+
+async def execute_test_billing(
+    session: AsyncSession, principal: Principal, uuid: str, *, policy: Policy, now: datetime
+) -> tuple[Subscription, list[str]]:
+    """The SDK's `execute_test_billing_cycle`: a test subscription takes its next billing step
+    at once, as if the clock had reached that deadline (renewal opened, past due, expired, or
+    the end of a cancelled one), each reminder on the way queued as the job would. Payments
+    alone move its period end. Returns it and the events emitted."""
+    subscription = await get_subscription(session, principal, uuid)
+    if not subscription.test:
+        raise AppError(
+            "Billing cycles run on demand only for test subscriptions",
+            param="uuid",
+            status_code=400,
+            code="live_subscription",
+        )
+    subscription = (await subscriptions_repository.lock_subscriptions(session, [subscription.id]))[
+        subscription.id
+    ]
+    if subscription.next_action_at is None:
+        raise Conflict(
+            f"This subscription is {subscription.status}: no billing step is left",
+            param="uuid",
+            code="nothing_to_bill",
+        )
+    events: list[str] = []
+    for _ in range(_MAX_DEADLINES):
+        deadline = subscription.next_action_at
+        if deadline is None or events:
+            break
+        step = await take_due_steps(
+            session, subscription, policy=policy, now=deadline, recorded_at=now
+        )
+        events.extend(kind for kind, _ in step.events)
+    return subscription, events
 
 
 async def get_subscription(session: AsyncSession, principal: Principal, uuid: str) -> Subscription:
@@ -507,7 +624,33 @@ async def subscription_view(
         token_name=subscription.token_symbol,
         tx=subscription.first_tx_hash,
         session_uuid=checkout.uuid,
+        amount_due=await amount_due(session, subscription),
     )
+
+
+async def amount_due(session: AsyncSession, subscription: Subscription) -> Decimal:
+    """The open renewal's bill: the price less what was paid toward the next period (partial
+    payments add up), once the renewal request is open or the period ended unpaid; else 0."""
+    status = SubscriptionStatus(subscription.status)
+    renewal_open = (
+        status in (SubscriptionStatus.TRIAL, SubscriptionStatus.ACTIVE)
+        and subscription.renewal_due_for == subscription.current_period_end
+    )
+    if not renewal_open and status != SubscriptionStatus.PAST_DUE:
+        return Decimal(0)
+    # Summed here, not in SQL: amounts are decimal text on SQLite (its SUM goes through float).
+    paid = sum(
+        await session.scalars(
+            select(Payment.amount_usd).where(
+                Payment.session_id == subscription.session_id, Payment.status == "confirmed"
+            )
+        ),
+        Decimal(0),
+    )
+    toward_next = (
+        paid - subscription.anchor_paid_usd - subscription.periods_paid * subscription.price_usd
+    )
+    return max(Decimal(0), subscription.price_usd - max(Decimal(0), toward_next))
 
 
 def subscription_hash(subscription: Subscription) -> str:

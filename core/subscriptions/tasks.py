@@ -7,12 +7,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.models import CheckoutSession, Product, Subscription
-from core.subscriptions import lifecycle
+from core.models import Subscription
 from core.subscriptions import repository as subscriptions_repository
 from core.subscriptions import service as subscriptions_service
 from core.subscriptions.policy import Policy
-from core.telegram import reminders
 
 LIFECYCLE_BATCH = 200
 
@@ -39,16 +37,6 @@ async def advance(
         # Decided on the row as locked: a payment or a worker that got here first moved it on.
         if subscription.next_action_at is None or subscription.next_action_at > now:
             continue
-        product = await session.get(Product, subscription.product_id)
-        step = lifecycle.decide(subscription, product, policy, now)
-        checkout = await session.get(CheckoutSession, subscription.session_id)
-        assert checkout is not None
-        await session.flush()
-        for kind, previous in step.events:
-            await subscriptions_service.emit(
-                session, kind, subscription, checkout, previous=previous
-            )
-        for number in step.reminders:
-            await reminders.queue(session, subscription, product, number, now=now)
+        await subscriptions_service.take_due_steps(session, subscription, policy=policy, now=now)
         moved += 1
     return moved

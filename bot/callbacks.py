@@ -33,7 +33,7 @@ class SetLanguage(CallbackData, prefix="lang"):
 
 
 class SubscriptionAction(CallbackData, prefix="sa"):
-    """renew, reminders_on, reminders_off."""
+    """renew, cancel (at the period end), reminders_on, reminders_off."""
 
     subscription_id: int
     action: str

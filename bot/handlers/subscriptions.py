@@ -1,5 +1,6 @@
 """`/subscriptions`: the payer's subscriptions with status and period end, "renew now" (the
-payment card of the subscription's own address), and renewal reminders on or off."""
+payment card of the subscription's own address), cancel (at the period's end), and renewal
+reminders on or off."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from bot import card_messages
 from bot.callbacks import SubscriptionAction
 from bot.cards import when
 from core.checkout.context import CheckoutContext
-from core.models import CheckoutSession, TelegramUser
+from core.models import CheckoutSession, Product, TelegramUser
+from core.subscriptions.schemas import LIVE_STATUSES, SubscriptionStatus
 from core.telegram import payer
 
 router: Final = Router(name=__name__)
@@ -37,15 +39,22 @@ async def list_subscriptions(message: Message, db: AsyncSession) -> None:
     lines = [_("subscriptions.title")]
     rows: list[list[InlineKeyboardButton]] = []
     for subscription, product in found:
-        lines.append(
-            _("subscriptions.line").format(
-                product=html.escape(product),
-                status=_("subscription_status." + subscription.status),
-                until=when(subscription.current_period_end)
-                if subscription.current_period_end
-                else "—",
+        if subscription.status == SubscriptionStatus.CANCELLED.value and subscription.ends_at:
+            lines.append(
+                _("subscriptions.line_cancelled").format(
+                    product=html.escape(product), until=when(subscription.ends_at)
+                )
             )
-        )
+        else:
+            lines.append(
+                _("subscriptions.line").format(
+                    product=html.escape(product),
+                    status=_("subscription_status." + subscription.status),
+                    until=when(subscription.current_period_end)
+                    if subscription.current_period_end
+                    else "—",
+                )
+            )
         if subscription.status != "expired":
             rows.append(
                 [
@@ -53,6 +62,17 @@ async def list_subscriptions(message: Message, db: AsyncSession) -> None:
                         text=_("button.renew").format(product=product[:30]),
                         callback_data=SubscriptionAction(
                             subscription_id=subscription.id, action="renew"
+                        ).pack(),
+                    )
+                ]
+            )
+        if SubscriptionStatus(subscription.status) in LIVE_STATUSES:
+            rows.append(
+                [
+                    InlineKeyboardButton(
+                        text=_("button.cancel_subscription").format(product=product[:30]),
+                        callback_data=SubscriptionAction(
+                            subscription_id=subscription.id, action="cancel"
                         ).pack(),
                     )
                 ]
@@ -104,3 +124,27 @@ async def toggle_reminders(
     await payer.set_reminders(db, query.from_user.id, enabled, now=now)
     await db.commit()
     await query.answer(_("answer.reminders_" + ("on" if enabled else "off")))
+
+
+@router.callback_query(SubscriptionAction.filter(F.action == "cancel"))
+async def cancel(
+    query: CallbackQuery,
+    callback_data: SubscriptionAction,
+    bot: Bot,
+    db: AsyncSession,
+    now: datetime,
+) -> None:
+    """The subscriber cancels at the period's end: access stays until then."""
+    subscription = await payer.cancel_subscription(
+        db, callback_data.subscription_id, telegram_user_id=query.from_user.id, now=now
+    )
+    product = await db.get(Product, subscription.product_id)
+    name = product.name if product is not None else ""
+    until = subscription.ends_at or now
+    await db.commit()
+    await query.answer(_("answer.subscription_cancelled"))
+    chat_id = query.message.chat.id if query.message is not None else query.from_user.id
+    await bot.send_message(
+        chat_id=chat_id,
+        text=_("subscriptions.cancelled").format(product=html.escape(name), until=when(until)),
+    )

@@ -428,3 +428,26 @@ async def owned_subscription(
     if subscription is None or subscription.telegram_user_id != telegram_user_id:
         raise NotYourSession()
     return subscription
+
+
+async def cancel_subscription(
+    session: AsyncSession, subscription_id: int, *, telegram_user_id: int, now: datetime
+) -> Subscription:
+    """The subscriber stops renewing, as the merchant's end-of-period cancel does: no more
+    renewal requests, access kept until the paid period ends (a trial or a past-due one has no
+    paid time left: it ends now); `minPeriods` is honoured. Only the subscriber may."""
+    subscription = await owned_subscription(
+        session, subscription_id, telegram_user_id=telegram_user_id
+    )
+    # The subscriber is no merchant: the service is asked on behalf of the subscription's own
+    # organization and mode, the ownership having been checked above.
+    principal = Principal(
+        api_key_id=0,
+        organization_id=subscription.organization_id,
+        user_id=subscription.created_by_user_id or 0,
+        role=Role.ADMIN,
+        test=subscription.test,
+    )
+    return await subscriptions_service.cancel(
+        session, principal, subscription.uuid, force=False, now=now, at_period_end=True
+    )

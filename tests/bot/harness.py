@@ -14,6 +14,7 @@ from bot.runner import run_bot
 from core.checkout import service as checkout_service
 from core.checkout.context import CheckoutContext
 from core.checkout.schemas import SessionCreate
+from core.clock import Clock
 from core.config import Settings
 from core.db import create_engine, create_sessionmaker, transaction
 from core.models import CheckoutSession
@@ -75,11 +76,17 @@ class RunningBot:
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    settings: Settings, base_url: str, fake: FakeTelegram, **options: Any
+    settings: Settings,
+    base_url: str,
+    fake: FakeTelegram,
+    *,
+    clock: Clock | None = None,
+    **options: Any,
 ) -> AsyncIterator[RunningBot]:
+    """`clock`: the bot's one source of `now` (a test's ManualClock), else the system's."""
     engine = create_engine(settings.database_url)
     sessionmaker = create_sessionmaker(engine)
-    context = CheckoutContext.from_settings(settings)
+    context = CheckoutContext.from_settings(settings, clock=clock)
     stop = asyncio.Event()
     task = asyncio.create_task(run_bot(TOKEN, base_url, sessionmaker, context, stop, **options))
     try:

@@ -56,11 +56,18 @@ def watcher_settings(database_url: str, devnet: Devnet, **overrides: Any) -> Set
     return test_settings(database_url, chains=chain_configs(devnet), **overrides)
 
 
-async def drain_async(settings: Settings, *, max_steps: int = 200, **watcher_kwargs: Any) -> None:
-    """Step a watcher per chain until none has work left (deterministic; no background task)."""
+async def drain_async(
+    settings: Settings,
+    *,
+    max_steps: int = 200,
+    context: CheckoutContext | None = None,
+    **watcher_kwargs: Any,
+) -> None:
+    """Step a watcher per chain until none has work left (deterministic; no background task).
+    `context`: the watcher's (a test's ManualClock in it), else one from `settings`."""
     engine = create_engine(settings.database_url)
     try:
-        context = CheckoutContext.from_settings(settings)
+        context = context or CheckoutContext.from_settings(settings)
         watchers = [
             ChainWatcher(
                 chain, create_sessionmaker(engine), context, start_block=0, **watcher_kwargs

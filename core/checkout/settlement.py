@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.checkout import repository as checkout_repository
@@ -26,11 +26,21 @@ from core.checkout.state import (
 from core.db import chunks
 from core.events import service as events_service
 from core.logs import log_on_commit
-from core.models import ChainHead, CheckoutSession, Customer, Organization, Payment
+from core.models import (
+    ChainHead,
+    CheckoutSession,
+    Customer,
+    Organization,
+    Payment,
+    Subscription,
+)
 from core.money import normalize
 from core.subscriptions import service as subscriptions_service
 
 log = structlog.get_logger(__name__)
+
+# The deadline of a session a subscription took over (see recompute_session).
+NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 async def load_described(
@@ -100,6 +110,8 @@ async def expire_due_sessions(
                     [SessionStatus.CREATED.value, SessionStatus.PENDING.value]
                 ),
                 CheckoutSession.expires_at < now,
+                # A trial started on it: the subscription's lifecycle takes over.
+                ~exists().where(Subscription.session_id == CheckoutSession.id),
             )
             # Longest overdue first, read along the (status, expires_at) index: ordering by id
             # lets PostgreSQL walk every session in id order when its statistics are stale.
@@ -390,9 +402,19 @@ async def recompute_session(
             await session.scalars(select(Payment).where(Payment.session_id == checkout.id))
         ).all()
     rows = payments
+    # A subscription's session that has its subscription (paid, or a trial started) takes the
+    # subscription's payments: they are neither late nor does the session expire; what is due
+    # when is the subscription's lifecycle's to judge.
+    taken = checkout.kind == "subscription" and (
+        checkout.completed_at is not None
+        or await session.scalar(
+            select(Subscription.id).where(Subscription.session_id == checkout.id)
+        )
+        is not None
+    )
     facts = SessionFacts(
         price_usd=checkout.price_usd,
-        expires_at=checkout.expires_at,
+        expires_at=NEVER if taken else checkout.expires_at,
         cancelled_at=checkout.cancelled_at,
         chosen_chain_id=checkout.chosen_chain_id,
         chosen_token_contract=checkout.chosen_token_contract,
@@ -417,14 +439,11 @@ async def recompute_session(
         checkout.completed_at = now
     # Only what changed is assigned: each ORM assignment has a cost, and the watcher settles
     # hundreds of sessions per step.
-    # A subscription's session, once completed, takes the subscription's renewals: money after
-    # its deadline is not late for the session (the subscription's lifecycle judges it).
-    renewals = checkout.kind == "subscription" and checkout.completed_at is not None
     decided = {
         "status": state_status.value,
         "underpaid": state.underpaid,
         "overpaid": state.overpaid,
-        "late": checkout.late if renewals else state.late,
+        "late": checkout.late if taken else state.late,
         "other_token": state.other_token,
         "paid_usd": normalize(state.seen_usd),
     }
@@ -438,12 +457,8 @@ async def recompute_session(
         else checkout.expires_at
     )
     for payment in rows:
-        if (
-            renewals
-            and checkout.completed_at is not None
-            and payment.block_timestamp > min(deadline, checkout.completed_at)
-        ):
-            continue
+        if taken:
+            continue  # the subscription marks its own late money (after expiry)
         late = payment.block_timestamp > deadline
         if payment.late != late:
             payment.late = late

@@ -495,14 +495,6 @@ async def test_the_subscriber_cancels_at_the_period_end_and_keeps_access_until_t
         assert events.get("subscription.expired") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug, reported to the lead: a trial's session expires (checkout.expire, or the "
-    "first payment after its expiresAt) although its subscription lives on; the first payment "
-    "is then reported late and the Renew card shows 'This payment expired' with no renewal "
-    "details (core/checkout/settlement.py recompute_session treats only completed sessions as "
-    "taking renewals; bot/cards.py renders renewals only for completed sessions)",
-)
 async def test_a_trial_paid_days_later_is_not_late_and_its_renew_card_asks_for_the_renewal(
     settings: Settings,
     tenant: Tenant,

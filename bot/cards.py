@@ -115,7 +115,9 @@ def render(card: PaymentCard, now: datetime) -> RenderedCard:
     elif card.is_open:
         lines.append(_("card.choose_network"))
     lines.append(_status_line(card))
-    if show_payment and card.is_open:
+    if show_payment and card.is_open and card.subscription_status is None:
+        # (A started trial's session has no deadline of its own: the subscription line says
+        # until when.)
         lines.append(_("card.expires").format(at=when(card.expires_at)))
     if show_payment:
         assert card.chosen is not None

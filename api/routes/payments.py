@@ -23,7 +23,13 @@ from core.payments.schemas import (
     TransactionInfoOut,
 )
 from core.subscriptions import service as subscriptions_service
-from core.subscriptions.schemas import BillingCycleOut, CancelIn, SubscriptionOut
+from core.subscriptions.schemas import (
+    BillingCycleOut,
+    CancelIn,
+    IncreaseUnitsIn,
+    PaygSubscriptionOut,
+    SubscriptionOut,
+)
 
 router = make_router(prefix="/transaction", tags=["payments and subscriptions"])
 Uuid = Annotated[str, Path(min_length=1, max_length=36)]
@@ -100,11 +106,41 @@ async def _subscription_response(
     return model_response(view)
 
 
-@router.get("/subscription/{subscription_uuid}", response_model=SubscriptionOut)
+@router.post(
+    "/subscription/payg/increase-units-current-period",
+    response_model=PaygSubscriptionOut,
+    responses={
+        409: {"description": "Not a pay-as-you-go subscription, or no longer live"},
+        422: {"description": "The usage would bill beyond the product's maxSpendingPerPeriod"},
+    },
+)
+async def increase_units_current_period(
+    body: IncreaseUnitsIn,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    context: CheckoutDep,
+    now: NowDep,
+) -> Response:
+    """Pay-as-you-go: add usage units to the current period (billed at its end, unit price each)."""
+    subscription = await subscriptions_service.increase_units(
+        session,
+        principal,
+        body.subscription_uuid,
+        body.increase_by_amount,
+        policy=context.subscription_policy,
+        now=now,
+    )
+    return await _subscription_response(session, context, subscription)
+
+
+@router.get(
+    "/subscription/{subscription_uuid}", response_model=SubscriptionOut | PaygSubscriptionOut
+)
 async def get_subscription(
     subscription_uuid: Uuid, session: SessionDep, principal: CurrentPrincipal, context: CheckoutDep
 ) -> Response:
-    """A subscription (an expired one shows as cancelled + stopped, as QBitFlow v1 has no expired)."""
+    """A subscription (an expired one shows as cancelled + stopped, as QBitFlow v1 has no expired);
+    a pay-as-you-go one with its units, cap and free credits (the SDK's PayAsYouGoSubscription)."""
     subscription = await subscriptions_service.get_subscription(
         session, principal, subscription_uuid
     )

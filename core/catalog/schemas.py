@@ -62,6 +62,13 @@ ReactivateOnLatePayment = Annotated[
         "(otherwise it is recorded and reported as payment.late)"
     ),
 ]
+MaxSpendingPerPeriod = Annotated[
+    UsdAmount,
+    Field(
+        description="Pay-as-you-go: the most one period may bill, USD (null: 1000); usage that "
+        "would bill beyond it is refused"
+    ),
+]
 Phone = Annotated[str, Field(min_length=3, max_length=40, pattern=r"^\+?[0-9 ()\-.]{3,40}$")]
 Address = Annotated[str, Field(min_length=1, max_length=1000)]
 
@@ -93,6 +100,9 @@ class ProductOut(CamelModel):
     reactivate_on_late_payment: bool = Field(
         description="Whether money arriving after expiry starts the subscription again"
     )
+    max_spending_per_period: ExactDecimal | None = Field(
+        description="Pay-as-you-go: the most one period may bill, USD (null: 1000)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -104,13 +114,14 @@ class ProductOut(CamelModel):
         values = {
             name: getattr(data, name)
             for name in cls.model_fields
-            if name not in ("price", "grace_period_days")
+            if name not in ("price", "grace_period_days", "max_spending_per_period")
         }
         return {
             **values,
             "price": data.price_usd,
             "grace_period_days": None if seconds is None else seconds // DAY_SECONDS,
             "reactivate_on_late_payment": bool(data.reactivate_on_late_payment),
+            "max_spending_per_period": data.max_spending_per_period_usd,
         }
 
 
@@ -122,6 +133,7 @@ class ProductCreate(CamelModel):
     telegram_chat_id: TelegramChatId | None = None
     grace_period_days: GracePeriodDays | None = None
     reactivate_on_late_payment: ReactivateOnLatePayment = False
+    max_spending_per_period: MaxSpendingPerPeriod | None = None
 
 
 class ProductUpdate(CamelModel):
@@ -142,6 +154,9 @@ class ProductUpdate(CamelModel):
         "server's default (absent: unchanged)",
     )
     reactivate_on_late_payment: ReactivateOnLatePayment | None = None
+    max_spending_per_period: MaxSpendingPerPeriod | None = Field(
+        default=None, description="Pay-as-you-go cap per period, USD; null: back to 1000"
+    )
 
 
 class CustomerOut(CamelModel):

@@ -51,6 +51,7 @@ async def create_product(
         telegram_chat_id=data.telegram_chat_id,
         grace_seconds=_grace_seconds(data.grace_period_days),
         reactivate_on_late_payment=data.reactivate_on_late_payment,
+        max_spending_per_period_usd=data.max_spending_per_period,
     )
     session.add(product)
     await session.flush()
@@ -104,6 +105,8 @@ async def update_product(
         product.grace_seconds = _grace_seconds(data.grace_period_days)
     if data.reactivate_on_late_payment is not None:
         product.reactivate_on_late_payment = data.reactivate_on_late_payment
+    if "max_spending_per_period" in data.model_fields_set:  # sent as null: the default cap
+        product.max_spending_per_period_usd = data.max_spending_per_period
     product.updated_at = utcnow()
     await session.flush()
     return product

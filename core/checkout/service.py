@@ -192,6 +192,9 @@ async def create_session(
         frequency_seconds=frequency,
         trial_seconds=trial,
         min_periods=min_periods,
+        # Pay-as-you-go (core/subscriptions/payg.py): the price is per unit.
+        payg=data.options is not None and data.options.subscription_type == "payAsYouGo",
+        free_credits_usd=data.options.free_credits if data.options is not None else None,
         source=source,
         title=title,
         message=message,
@@ -232,9 +235,11 @@ def _subscription_terms(data: SessionCreate) -> tuple[str, int | None, int | Non
     options = data.options
     if options is None:
         return KIND_PAYMENT, None, None, None
-    if options.subscription_type == "payAsYouGo":
+    if options.subscription_type == "payAsYouGo" and options.trial_period is not None:
+        # Pay-as-you-go starts without paying anyway; its free credits play the trial's part.
         raise UnsupportedOption(
-            "Pay-as-you-go subscriptions are not supported yet", param="options.subscriptionType"
+            "Pay-as-you-go subscriptions take no trial period: give freeCredits instead",
+            param="options.trialPeriod",
         )
     frequency = options.frequency.seconds
     if frequency < MIN_FREQUENCY_SECONDS:
@@ -497,8 +502,8 @@ async def session_view(
         options = SubscriptionOptionsOut(
             frequency=checkout.frequency_seconds,
             trial_period=checkout.trial_seconds,
-            free_credits=None,
-            subscription_type="subscription",
+            free_credits=checkout.free_credits_usd,
+            subscription_type="payAsYouGo" if checkout.payg else "subscription",
             min_periods=checkout.min_periods,
         )
     remaining = max(Decimal(0), checkout.price_usd - checkout.paid_usd)

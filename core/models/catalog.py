@@ -48,6 +48,8 @@ class Product(Base):
     # money arriving after expiry starts the subscription again.
     grace_seconds: Mapped[int | None] = mapped_column(BigInteger)
     reactivate_on_late_payment: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Pay-as-you-go: the most one period may bill, USD (None: DEFAULT_MAX_SPENDING_USD).
+    max_spending_per_period_usd: Mapped[Decimal | None] = mapped_column(ExactDecimal)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

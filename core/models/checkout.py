@@ -70,6 +70,10 @@ class CheckoutSession(Base):
     frequency_seconds: Mapped[int | None] = mapped_column(BigInteger)
     trial_seconds: Mapped[int | None] = mapped_column(BigInteger)
     min_periods: Mapped[int | None] = mapped_column(Integer)
+    # A pay-as-you-go subscription session (`price_usd` is then the price per unit), and the
+    # free credits (USD) its subscriber starts with.
+    payg: Mapped[bool] = mapped_column(Boolean, default=False)
+    free_credits_usd: Mapped[Decimal | None] = mapped_column(ExactDecimal)
     # "api" (QBitFlow /v1), "invoice" (Papaya /api/invoice), "bot"
     source: Mapped[str] = mapped_column(String(20), default="api")
     title: Mapped[str | None] = mapped_column(String(200))

@@ -65,5 +65,14 @@ class Subscription(Base):
     anchor_paid_usd: Mapped[Decimal] = mapped_column(ExactDecimal, default=Decimal(0))
     last_billing_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Pay-as-you-go (core/subscriptions/payg.py): billed in arrears at each period end for the
+    # period's units at `price_usd` each, less the free credits left; `billed_usd` sums every
+    # bill issued (payments since the anchor are set against it), `bill_due_at` is the open
+    # bill's deadline (None: no bill open).
+    payg: Mapped[bool] = mapped_column(Boolean, default=False)
+    units_current_period: Mapped[Decimal] = mapped_column(ExactDecimal, default=Decimal(0))
+    free_credits_usd: Mapped[Decimal] = mapped_column(ExactDecimal, default=Decimal(0))
+    billed_usd: Mapped[Decimal] = mapped_column(ExactDecimal, default=Decimal(0))
+    bill_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

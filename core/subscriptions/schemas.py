@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from core.catalog.schemas import TelegramUserId
 from core.checkout.schemas import CurrencyOut
-from core.schemas import CamelModel, ExactDecimal
+from core.schemas import CamelModel, ExactDecimal, UsdAmount
 
 
 class SubscriptionStatus(StrEnum):
@@ -85,6 +86,34 @@ class SubscriptionOut(CamelModel):
     amount_due: ExactDecimal = Field(
         description="USD still to pay for the open renewal (exact; 0 when no bill is open): "
         "the price less what was paid toward the next period so far"
+    )
+
+
+class PaygSubscriptionOut(SubscriptionOut):
+    """The SDK's PayAsYouGoSubscription (`allowance` is what one period may bill)."""
+
+    units_current_period: ExactDecimal = Field(description="Usage units in the current period")
+    max_spending_per_period: ExactDecimal = Field(
+        description="USD one period may bill (the product's maxSpendingPerPeriod, 1000 if unset)"
+    )
+    free_credits: ExactDecimal = Field(description="USD of free credits left")
+    # chainpay extras
+    unit_price: ExactDecimal = Field(description="USD per unit")
+    bill_due_at: datetime | None = Field(
+        description="When the open bill (amountDue) is due; null when no bill is open"
+    )
+
+
+def _positive(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+class IncreaseUnitsIn(CamelModel):
+    subscription_uuid: Annotated[str, Field(min_length=1, max_length=36)]
+    increase_by_amount: Annotated[UsdAmount, AfterValidator(_positive)] = Field(
+        description="Units to add to the current period (exact decimal, greater than 0)"
     )
 
 

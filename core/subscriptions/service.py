@@ -23,12 +23,13 @@ from core.events import service as events_service
 from core.models import CheckoutSession, Currency, Customer, Payment, Product, Subscription
 from core.models.base import utcnow
 from core.orgs.schemas import Principal
-from core.subscriptions import lifecycle
+from core.subscriptions import lifecycle, payg
 from core.subscriptions import repository as subscriptions_repository
 from core.subscriptions.policy import Policy
 from core.subscriptions.schemas import (
     LIVE_STATUSES,
     PapayaSubscriptionOut,
+    PaygSubscriptionOut,
     SubscriptionOut,
     SubscriptionStatus,
 )
@@ -73,6 +74,10 @@ async def settle(
         if subscription_id is not None
         else None
     )
+    if checkout.payg:
+        return await _settle_payg(
+            session, checkout, subscription, payments, now=now, policy=policy or Policy()
+        )
     if subscription is None:
         if checkout.status != SessionStatus.COMPLETED.value or not payments:
             return None
@@ -157,6 +162,54 @@ async def settle(
     return subscription
 
 
+async def _settle_payg(
+    session: AsyncSession,
+    checkout: CheckoutSession,
+    subscription: Subscription | None,
+    payments: Sequence[Payment],
+    *,
+    now: datetime,
+    policy: Policy,
+) -> Subscription | None:
+    """A PAYG session's payments (core/subscriptions/payg.py): set against its bills. Paid
+    before anyone started it, the completed session starts it (the money is then credit)."""
+    if subscription is None:
+        if checkout.status != SessionStatus.COMPLETED.value or not payments:
+            return None
+        subscription = payg.new_subscription(
+            checkout, now=now, telegram_user_id=checkout.telegram_user_id, email=None
+        )
+        session.add(subscription)
+        await session.flush()
+        await emit(session, "subscription.created", subscription, checkout, previous=None)
+    for payment in payments:
+        payment.subscription_id = subscription.id
+    if payments and subscription.payer_address is None:
+        first = payments[0]
+        subscription.payer_address = first.from_address
+        subscription.chain_id = first.chain_id
+        subscription.currency_id = first.currency_id
+        subscription.token_symbol = first.token_symbol
+        subscription.first_tx_hash = first.tx_hash
+    product = await session.get(Product, subscription.product_id)
+    if subscription.status == SubscriptionStatus.EXPIRED.value:
+        # Money after expiry is recorded and reported late; a PAYG subscription does not restart.
+        expired_at = subscription.expired_at or subscription.updated_at
+        fresh = [
+            p
+            for p in payments
+            if not p.late and p.confirmed_at is not None and p.confirmed_at >= expired_at
+        ]
+        await _after_expiry(session, subscription, checkout, None, fresh, payments, now=now)
+    else:
+        paid = await payg.paid_usd(session, subscription)
+        for kind, previous in payg.apply_payments(subscription, paid, now=now):
+            await emit(session, kind, subscription, checkout, previous=previous)
+    subscription.next_action_at = payg.next_action(subscription, product, policy)
+    await session.flush()
+    return subscription
+
+
 async def _after_expiry(
     session: AsyncSession,
     subscription: Subscription,
@@ -230,11 +283,13 @@ async def start_trial(
 
     The subscription begins in `trial` without a payment; its payer address, chain, token and
     tx stay empty until the first payment. One trial per Telegram user or email per product.
+    A pay-as-you-go session starts its subscription here too: active at once, billed in
+    arrears (core/subscriptions/payg.py); one start per payer per product.
     """
     # Decided on the locked session: a payment settling it at the same time creates the
     # subscription first (then this is refused) or finds the trial and converts it.
     checkout = (await checkout_repository.lock_sessions(session, [checkout.id]))[checkout.id]
-    if checkout.kind != "subscription" or not checkout.trial_seconds:
+    if checkout.kind != "subscription" or not (checkout.trial_seconds or checkout.payg):
         raise Conflict("This session offers no trial", param="uuid", code="no_trial")
     if telegram_user_id is None and not email:
         raise InvalidInput("A trial needs the payer's Telegram id or email", param="telegramUserId")
@@ -258,16 +313,51 @@ async def start_trial(
         select(Subscription.id).where(
             Subscription.organization_id == checkout.organization_id,
             Subscription.product_id == checkout.product_id,
-            Subscription.trial_ends_at.is_not(None),
+            Subscription.payg.is_(True)
+            if checkout.payg
+            else Subscription.trial_ends_at.is_not(None),
             or_(*same_person),
         )
     )
     if earlier is not None:
+        if checkout.payg:
+            raise Conflict(
+                "This payer already started pay-as-you-go on this product",
+                param="telegramUserId",
+                code="payg_started",
+            )
         raise Conflict(
             "This payer already had a trial of this product",
             param="telegramUserId",
             code="trial_used",
         )
+    if checkout.payg:
+        # Pay-as-you-go starts without paying, billed in arrears (core/subscriptions/payg.py).
+        subscription = payg.new_subscription(
+            checkout, now=now, telegram_user_id=telegram_user_id, email=email
+        )
+        subscription.next_action_at = payg.next_action(
+            subscription, await session.get(Product, checkout.product_id), policy or Policy()
+        )
+    else:
+        subscription = _new_trial(checkout, now=now, telegram_user_id=telegram_user_id, email=email)
+        subscription.next_action_at = lifecycle.next_action(
+            subscription, await session.get(Product, checkout.product_id), policy or Policy()
+        )
+    session.add(subscription)
+    if telegram_user_id is not None and checkout.telegram_user_id is None:
+        checkout.telegram_user_id = telegram_user_id
+    await session.flush()
+    await emit(session, "subscription.created", subscription, checkout, previous=None)
+    return subscription
+
+
+def _new_trial(
+    checkout: CheckoutSession, *, now: datetime, telegram_user_id: int | None, email: str | None
+) -> Subscription:
+    assert checkout.trial_seconds is not None
+    assert checkout.product_id is not None
+    assert checkout.frequency_seconds is not None
     trial_end = now + timedelta(seconds=checkout.trial_seconds)
     subscription = Subscription(
         organization_id=checkout.organization_id,
@@ -290,14 +380,6 @@ async def start_trial(
         anchor_paid_usd=Decimal(0),
         created_at=now,
     )
-    subscription.next_action_at = lifecycle.next_action(
-        subscription, await session.get(Product, checkout.product_id), policy or Policy()
-    )
-    session.add(subscription)
-    if telegram_user_id is not None and checkout.telegram_user_id is None:
-        checkout.telegram_user_id = telegram_user_id
-    await session.flush()
-    await emit(session, "subscription.created", subscription, checkout, previous=None)
     return subscription
 
 
@@ -404,7 +486,16 @@ async def take_due_steps(
     test billing cycle both come here). `recorded_at`: when it happened, if not `now` (a test
     billing cycle decides at the deadline but happens, and reminds, at once)."""
     product = await session.get(Product, subscription.product_id)
-    step = lifecycle.decide(subscription, product, policy, now)
+    decide = payg.decide if subscription.payg else lifecycle.decide
+    step = decide(subscription, product, policy, now)
+    if subscription.payg and subscription.bill_due_at is not None:
+        # Money already at the address (paid ahead) pays a bill as it opens: no reminders then.
+        paid = await payg.paid_usd(session, subscription)
+        settled = payg.apply_payments(subscription, paid, now=recorded_at or now)
+        if settled:
+            step.events.extend(settled)
+            step.reminders.clear()
+            subscription.next_action_at = payg.next_action(subscription, product, policy)
     if recorded_at is not None:
         if subscription.updated_at == now:
             subscription.updated_at = recorded_at
@@ -459,6 +550,39 @@ async def execute_test_billing(
         )
         events.extend(kind for kind, _ in step.events)
     return subscription, events
+
+
+async def increase_units(
+    session: AsyncSession,
+    principal: Principal,
+    uuid: str,
+    amount: Decimal,
+    *,
+    policy: Policy,
+    now: datetime,
+) -> Subscription:
+    """Add usage to a PAYG subscription's current period (refused beyond the product's cap).
+
+    Decided on the locked row after the steps due by now, so usage after a period end the job
+    has not reached yet counts toward the new period, not the billed one."""
+    try:
+        subscription = await get_subscription(session, principal, uuid)
+    except SubscriptionNotFound as exc:
+        raise SubscriptionNotFound(param="subscriptionUUID") from exc
+    subscription = (await subscriptions_repository.lock_subscriptions(session, [subscription.id]))[
+        subscription.id
+    ]
+    if (
+        subscription.payg
+        and subscription.next_action_at is not None
+        and subscription.next_action_at <= now
+    ):
+        await take_due_steps(session, subscription, policy=policy, now=now)
+    payg.increase_units(
+        subscription, await session.get(Product, subscription.product_id), amount, now=now
+    )
+    await session.flush()
+    return subscription
 
 
 async def get_subscription(session: AsyncSession, principal: Principal, uuid: str) -> Subscription:
@@ -597,7 +721,7 @@ async def subscription_view(
     v1_status = subscription.status
     if subscription.status == SubscriptionStatus.EXPIRED.value:
         v1_status = SubscriptionStatus.CANCELLED.value  # QBitFlow v1 has no "expired"
-    return SubscriptionOut(
+    view = SubscriptionOut(
         uuid=subscription.uuid,
         created_at=subscription.created_at,
         updated_at=subscription.updated_at,
@@ -626,11 +750,26 @@ async def subscription_view(
         session_uuid=checkout.uuid,
         amount_due=await amount_due(session, subscription),
     )
+    if not subscription.payg:
+        return view
+    # The SDK's PayAsYouGoSubscription: its allowance is what one period may bill.
+    cap = payg.max_spending(await session.get(Product, subscription.product_id))
+    return PaygSubscriptionOut(
+        **{**view.model_dump(), "allowance": cap},
+        units_current_period=subscription.units_current_period,
+        max_spending_per_period=cap,
+        free_credits=subscription.free_credits_usd,
+        unit_price=subscription.price_usd,
+        bill_due_at=subscription.bill_due_at,
+    )
 
 
 async def amount_due(session: AsyncSession, subscription: Subscription) -> Decimal:
     """The open renewal's bill: the price less what was paid toward the next period (partial
-    payments add up), once the renewal request is open or the period ended unpaid; else 0."""
+    payments add up), once the renewal request is open or the period ended unpaid; else 0.
+    Pay-as-you-go: every bill not covered yet."""
+    if subscription.payg:
+        return payg.amount_due(subscription, await payg.paid_usd(session, subscription))
     status = SubscriptionStatus(subscription.status)
     renewal_open = (
         status in (SubscriptionStatus.TRIAL, SubscriptionStatus.ACTIVE)

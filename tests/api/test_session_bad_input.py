@@ -77,9 +77,17 @@ def test_bad_sessions_name_their_field_and_write_nothing(
             "options.minPeriods",
         ),
         (
-            {"productId": product["id"], "options": {**MONTHLY, "subscriptionType": "payAsYouGo"}},
+            # Pay-as-you-go starts without payment with free credits instead of a trial.
+            {
+                "productId": product["id"],
+                "options": {
+                    **MONTHLY,
+                    "subscriptionType": "payAsYouGo",
+                    "trialPeriod": {"value": 7, "unit": "days"},
+                },
+            },
             422,
-            "options.subscriptionType",
+            "options.trialPeriod",
         ),
         (
             {"productId": product["id"], "options": {**MONTHLY, "subscriptionType": "lifetime"}},

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from decimal import Decimal
+from typing import Any
 
 from core.models import CheckoutSession, Product, Subscription
 from core.subscriptions.policy import Policy
@@ -44,6 +44,29 @@ def grants_access(subscription: Subscription, now: datetime) -> bool:
         return True
     end = subscription.ends_at
     return status == SubscriptionStatus.CANCELLED and end is not None and end > now
+
+
+def subscription_for(checkout: CheckoutSession, **fields: Any) -> Subscription:
+    """A new subscription of a subscription session: its owner, product, payer, locked price,
+    period and address from the session; `fields` the rest (status, period end, anchor, ...)."""
+    assert checkout.product_id is not None
+    assert checkout.frequency_seconds is not None
+    base: dict[str, Any] = {
+        "organization_id": checkout.organization_id,
+        "created_by_user_id": checkout.created_by_user_id,
+        "test": checkout.test,
+        "session_id": checkout.id,
+        "product_id": checkout.product_id,
+        "customer_id": checkout.customer_id,
+        "telegram_user_id": checkout.telegram_user_id,
+        "price_usd": checkout.price_usd,
+        "frequency_seconds": checkout.frequency_seconds,
+        "min_periods": checkout.min_periods,
+        "periods_paid": 0,
+        "deposit_address": checkout.deposit_address,
+        "anchor_paid_usd": Decimal(0),
+    }
+    return Subscription(**(base | fields))
 
 
 def third(frequency_seconds: int) -> timedelta:
@@ -112,7 +135,7 @@ def decide(
         status == SubscriptionStatus.PAST_DUE
         and end + grace_for(subscription, product, policy) <= now
     ):
-        _expire(subscription, now)
+        expire(subscription, now)
         events.append(("subscription.expired", status.value))
         status = SubscriptionStatus.EXPIRED
     if (
@@ -120,14 +143,15 @@ def decide(
         and subscription.ends_at is not None
         and subscription.ends_at <= now
     ):
-        _expire(subscription, now)
+        expire(subscription, now)
         events.append(("subscription.expired", status.value))
         status = SubscriptionStatus.EXPIRED
     subscription.next_action_at = next_action(subscription, product, policy)
     return Step(events=events, reminders=reminders)
 
 
-def _expire(subscription: Subscription, now: datetime) -> None:
+def expire(subscription: Subscription, now: datetime) -> None:
+    """Access over: expired and stopped, at `now`."""
     subscription.status = SubscriptionStatus.EXPIRED.value
     subscription.stopped = True
     subscription.expired_at = now
@@ -149,13 +173,3 @@ def next_action(
     if status == SubscriptionStatus.CANCELLED:
         return subscription.ends_at
     return None
-
-
-async def load_product(session: AsyncSession, subscription: Subscription) -> Product | None:
-    return await session.get(Product, subscription.product_id)
-
-
-async def session_of(session: AsyncSession, subscription: Subscription) -> CheckoutSession:
-    checkout = await session.get(CheckoutSession, subscription.session_id)
-    assert checkout is not None
-    return checkout

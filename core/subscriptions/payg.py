@@ -65,26 +65,14 @@ def new_subscription(
     email: str | None,
 ) -> Subscription:
     """A PAYG subscription of this session, active from `now` with its free credits."""
-    assert checkout.product_id is not None
     assert checkout.frequency_seconds is not None
-    return Subscription(
-        organization_id=checkout.organization_id,
-        created_by_user_id=checkout.created_by_user_id,
-        test=checkout.test,
-        session_id=checkout.id,
-        product_id=checkout.product_id,
-        customer_id=checkout.customer_id,
+    return lifecycle.subscription_for(
+        checkout,
         telegram_user_id=telegram_user_id,
         trial_email=email.lower() if email else None,
         status=SubscriptionStatus.ACTIVE.value,
-        price_usd=checkout.price_usd,
-        frequency_seconds=checkout.frequency_seconds,
-        min_periods=checkout.min_periods,
-        periods_paid=0,
-        deposit_address=checkout.deposit_address,
         current_period_end=now + timedelta(seconds=checkout.frequency_seconds),
         anchor_at=now,
-        anchor_paid_usd=Decimal(0),
         payg=True,
         units_current_period=Decimal(0),
         free_credits_usd=checkout.free_credits_usd or Decimal(0),
@@ -152,7 +140,7 @@ def decide(
         and due_at is not None
         and due_at + lifecycle.grace_for(subscription, product, policy) <= now
     ):
-        _expire(subscription, now)
+        lifecycle.expire(subscription, now)
         events.append(("subscription.expired", status.value))
         status = SubscriptionStatus.EXPIRED
     if (
@@ -162,17 +150,10 @@ def decide(
     ):
         # The last period's usage is billed (shown as amountDue); nothing follows on the clock.
         _record_bill(subscription, *bill_for(subscription, subscription.units_current_period))
-        _expire(subscription, now)
+        lifecycle.expire(subscription, now)
         events.append(("subscription.expired", status.value))
     subscription.next_action_at = next_action(subscription, product, policy)
     return lifecycle.Step(events=events, reminders=reminders)
-
-
-def _expire(subscription: Subscription, now: datetime) -> None:
-    subscription.status = SubscriptionStatus.EXPIRED.value
-    subscription.stopped = True
-    subscription.expired_at = now
-    subscription.updated_at = now
 
 
 def next_action(

@@ -84,20 +84,10 @@ async def settle(
         assert checkout.frequency_seconds is not None
         assert checkout.product_id is not None
         first = payments[0]
-        subscription = Subscription(
-            organization_id=checkout.organization_id,
-            created_by_user_id=checkout.created_by_user_id,
-            test=checkout.test,
-            session_id=checkout.id,
-            product_id=checkout.product_id,
-            customer_id=checkout.customer_id,
-            telegram_user_id=checkout.telegram_user_id,
+        subscription = lifecycle.subscription_for(
+            checkout,
             status=SubscriptionStatus.ACTIVE.value,
-            price_usd=checkout.price_usd,
-            frequency_seconds=checkout.frequency_seconds,
-            min_periods=checkout.min_periods,
             periods_paid=1,
-            deposit_address=checkout.deposit_address,
             payer_address=first.from_address,
             chain_id=first.chain_id,
             currency_id=first.currency_id,
@@ -106,7 +96,6 @@ async def settle(
             current_period_end=now + timedelta(seconds=checkout.frequency_seconds),
             last_billing_at=now,
             anchor_at=now,
-            anchor_paid_usd=Decimal(0),
             created_at=now,
         )
         session.add(subscription)
@@ -356,31 +345,17 @@ def _new_trial(
     checkout: CheckoutSession, *, now: datetime, telegram_user_id: int | None, email: str | None
 ) -> Subscription:
     assert checkout.trial_seconds is not None
-    assert checkout.product_id is not None
-    assert checkout.frequency_seconds is not None
     trial_end = now + timedelta(seconds=checkout.trial_seconds)
-    subscription = Subscription(
-        organization_id=checkout.organization_id,
-        created_by_user_id=checkout.created_by_user_id,
-        test=checkout.test,
-        session_id=checkout.id,
-        product_id=checkout.product_id,
-        customer_id=checkout.customer_id,
+    return lifecycle.subscription_for(
+        checkout,
         telegram_user_id=telegram_user_id,
         trial_email=email.lower() if email else None,
         status=SubscriptionStatus.TRIAL.value,
-        price_usd=checkout.price_usd,
-        frequency_seconds=checkout.frequency_seconds,
-        min_periods=checkout.min_periods,
-        periods_paid=0,
-        deposit_address=checkout.deposit_address,
         trial_ends_at=trial_end,
         current_period_end=trial_end,
         anchor_at=trial_end,
-        anchor_paid_usd=Decimal(0),
         created_at=now,
     )
-    return subscription
 
 
 async def start_for_payer(

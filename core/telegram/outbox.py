@@ -115,13 +115,3 @@ async def retry_at(session: AsyncSession, row_id: int, at: datetime, *, error: s
 def payload_of(row: TelegramOutbox) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(row.payload)
     return data
-
-
-async def next_due(session: AsyncSession) -> datetime | None:
-    """When the earliest open row becomes due (the sender sleeps until then at most)."""
-    from sqlalchemy import func
-
-    result: datetime | None = await session.scalar(
-        select(func.min(TelegramOutbox.available_at)).where(TelegramOutbox.done_at.is_(None))
-    )
-    return result

@@ -276,3 +276,19 @@ def test_a_zero_bill_starts_the_next_period_at_once_through_the_sdk(
     assert view.next_billing_date == first_end + timedelta(days=30)
     assert api.get(f"/transaction/subscription/{uuid}").json()["amountDue"] == 0
     assert events_of(database_url, uuid) == ["subscription.created", "subscription.renewed"]
+
+
+def test_another_organizations_usage_call_is_404_and_changes_nothing(
+    sandbox: tuple[Api, str], sdk: Callable[[str], QBitFlow], tenant_factory: Any, base_url: str
+) -> None:
+    api, key = sandbox
+    client = sdk(key)
+    _, started = start(api, client, price="1", free_credits=None)
+    stranger = Api(base_url, tenant_factory(test=True).key)
+    response = stranger.post(
+        INCREASE, json={"subscriptionUUID": started["uuid"], "increaseByAmount": 5}
+    )
+    assert response.status_code == 404, response.text
+    assert response.json()["param"] == "subscriptionUUID"
+    assert stranger.get(f"/transaction/subscription/{started['uuid']}").status_code == 404
+    assert client.pay_as_you_go.get(started["uuid"]).units_current_period == 0

@@ -1,4 +1,4 @@
-"""The bot's languages: gettext catalogs in bot/locales (English, Russian), chosen per user.
+"""The bot's languages: the gettext catalogs of core/locales (English, Russian), chosen per user.
 
 Every user-visible text is a catalog entry whose msgid is a key (`card.pay_exactly`), so no
 text lives in code; English is the fallback. A person's language is what they chose with
@@ -9,25 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from aiogram.types import TelegramObject, User
 from aiogram.utils.i18n import I18n, I18nMiddleware
 
-LOCALES_DIR = Path(__file__).parent / "locales"
-LANGUAGES = ("en", "ru")
-DEFAULT_LANGUAGE = "en"
+from core.i18n import DEFAULT_LANGUAGE, DOMAIN, LANGUAGES, LOCALES_DIR, language_of
+
+__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "create_i18n", "in_language", "language_of"]
+
 
 
 def create_i18n() -> I18n:
-    return I18n(path=LOCALES_DIR, default_locale=DEFAULT_LANGUAGE, domain="messages")
-
-
-def language_of(code: str | None) -> str:
-    """One of LANGUAGES for a Telegram `language_code` (`ru`, `ru-RU`, `en-GB`, None)."""
-    base = (code or "").split("-")[0].lower()
-    return base if base in LANGUAGES else DEFAULT_LANGUAGE
+    return I18n(path=LOCALES_DIR, default_locale=DEFAULT_LANGUAGE, domain=DOMAIN)
 
 
 class ChainpayI18nMiddleware(I18nMiddleware):

@@ -14,9 +14,9 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
 from bot.handlers.merchant import NEEDED_RIGHTS
-from bot.i18n import LANGUAGES, LOCALES_DIR
 from bot.runner import COMMANDS
 from core.checkout.state import SessionStatus
+from core.i18n import LANGUAGES, LOCALES_DIR
 
 BOT_DIR = Path(__file__).resolve().parents[2] / "bot"
 SUBSCRIPTION_STATUSES = ("trial", "active", "past_due", "cancelled", "expired")
@@ -91,5 +91,5 @@ def test_compiled_catalogs_are_the_sources_compiled(language: str) -> None:
     expected = gettext.GNUTranslations(io.BytesIO(compiled.getvalue()))
     with (directory / "messages.mo").open("rb") as shipped:
         actual = gettext.GNUTranslations(shipped)
-    # Stale .mo: run `pybabel compile -d bot/locales -D messages` after editing a .po.
+    # Stale .mo: run `pybabel compile -d core/locales -D messages` after editing a .po.
     assert actual._catalog == expected._catalog  # type: ignore[attr-defined]

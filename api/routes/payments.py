@@ -19,7 +19,6 @@ from core.payments.schemas import (
     CombinedPaymentPage,
     PaymentOut,
     PaymentPage,
-    SubscriptionHistoryOut,
     TransactionInfoOut,
 )
 from core.subscriptions import service as subscriptions_service
@@ -28,6 +27,7 @@ from core.subscriptions.schemas import (
     CancelIn,
     IncreaseUnitsIn,
     PaygSubscriptionOut,
+    SubscriptionHistoryOut,
     SubscriptionOut,
 )
 
@@ -153,18 +153,13 @@ async def get_subscription(
 async def subscription_history(
     subscription_uuid: Uuid, session: SessionDep, principal: CurrentPrincipal, context: CheckoutDep
 ) -> Response:
-    """Every credited payment of a subscription, oldest first."""
+    """Its billing periods, oldest first: trial, paid, open (a renewal request or a
+    pay-as-you-go bill), past due, unpaid (expired) or void (cancelled), each with what it bills,
+    what was paid against it and those payments (the SDK's `get_payment_history`)."""
     subscription = await subscriptions_service.get_subscription(
         session, principal, subscription_uuid
     )
-    payments = await payments_service.payments_of_subscription(session, subscription)
-    items = [
-        SubscriptionHistoryOut.model_validate(
-            {**view.model_dump(exclude={"source"}), "subscription_uuid": subscription.uuid}
-        )
-        for view in await payments_service.payment_views(session, context, payments)
-    ]
-    return model_response(items)
+    return model_response(await subscriptions_service.history_view(session, context, subscription))
 
 
 @router.post("/subscription/{subscription_uuid}/cancel", response_model=SubscriptionOut)

@@ -9,7 +9,7 @@ from core.models.events import Event, EventConsumer
 from core.models.idempotency import IdempotencyRecord
 from core.models.orgs import ApiKey, Organization, User
 from core.models.payments import Payment
-from core.models.subscriptions import Subscription
+from core.models.subscriptions import Subscription, SubscriptionBill
 from core.models.telegram import (
     TelegramAccess,
     TelegramCard,
@@ -51,6 +51,7 @@ __all__ = [
     "Product",
     "SessionQuote",
     "Subscription",
+    "SubscriptionBill",
     "TelegramAccess",
     "TelegramCard",
     "TelegramClaim",

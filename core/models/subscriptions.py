@@ -76,3 +76,31 @@ class Subscription(Base):
     bill_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class SubscriptionBill(Base):
+    """One billing period of a subscription: what it asks (USD), for when, and how it ended.
+
+    Written at every transition (core/subscriptions/history.py): a trial, a period paid, a
+    renewal request opened, past due, unpaid at expiry, void at cancellation, a pay-as-you-go
+    period closed. Which payments paid it is worked out when it is read (payments set against
+    the bills in order), so a replayed or reorged payment never sits on two bills.
+    """
+
+    __tablename__ = "subscription_bills"
+    __table_args__ = (
+        UniqueConstraint("uuid"),
+        UniqueConstraint("subscription_id", "period_start"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), default=new_uuid)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"))
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    amount_usd: Mapped[Decimal] = mapped_column(ExactDecimal)
+    # trial | open | past_due | paid | unpaid | void (core/subscriptions/history.py BillStatus)
+    status: Mapped[str] = mapped_column(String(20))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -57,10 +57,6 @@ class CombinedPaymentOut(PaymentOut):
     subscription_uuid: str | None
 
 
-class SubscriptionHistoryOut(PaymentOut):
-    subscription_uuid: str
-
-
 class PaymentPage(CamelModel):
     items: list[PaymentOut]
     next_cursor: str | None

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, Field
 
 from core.catalog.schemas import TelegramUserId
 from core.checkout.schemas import CurrencyOut
+from core.payments.schemas import PaymentOut
 from core.schemas import CamelModel, ExactDecimal, UsdAmount
 
 
@@ -134,3 +135,34 @@ class PapayaSubscriptionPage(CamelModel):
     page: int
     limit: int
     total_pages: int
+
+
+class SubscriptionHistoryOut(CamelModel):
+    """One billing period (core/subscriptions/history.py) in the SDK's `SubscriptionHistory`
+    shape: `amount` is what the period bills (USD, exact); `from`, `transactionHash` and the
+    currency are those of its latest payment ("" and the empty currency before one), then the
+    period, its status and every payment set against it."""
+
+    uuid: str
+    created_at: datetime
+    from_: str = Field(alias="from")
+    to: str
+    name: str
+    description: str
+    amount: ExactDecimal = Field(description="USD the period bills, exact")
+    currency_id: int
+    currency: CurrencyOut
+    test: bool
+    product_id: int | None
+    subscription_uuid: str
+    transaction_hash: str
+    customer_uuid: str
+    # chainpay: the billing period
+    period_start: datetime
+    period_end: datetime
+    due_at: datetime
+    status: Literal["trial", "open", "past_due", "paid", "unpaid", "void"]
+    paid_usd: ExactDecimal = Field(description="USD set against this bill so far")
+    amount_due: ExactDecimal = Field(description="USD still owed on an open or past-due bill")
+    closed_at: datetime | None
+    payments: list[PaymentOut]

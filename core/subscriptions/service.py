@@ -16,6 +16,7 @@ from core.catalog import service as catalog_service
 from core.catalog.exceptions import CustomerNotFound
 from core.checkout import repository as checkout_repository
 from core.checkout import service as checkout_service
+from core.checkout.context import CheckoutContext
 from core.checkout.schemas import CurrencyOut, TransactionStatusOut
 from core.checkout.state import OPEN_STATUSES, SessionStatus
 from core.errors import AppError, Conflict, InvalidInput, NotFound
@@ -23,13 +24,15 @@ from core.events import service as events_service
 from core.models import CheckoutSession, Currency, Customer, Payment, Product, Subscription
 from core.models.base import utcnow
 from core.orgs.schemas import Principal
-from core.subscriptions import lifecycle, payg
+from core.payments import service as payments_service
+from core.subscriptions import history, lifecycle, payg
 from core.subscriptions import repository as subscriptions_repository
 from core.subscriptions.policy import Policy
 from core.subscriptions.schemas import (
     LIVE_STATUSES,
     PapayaSubscriptionOut,
     PaygSubscriptionOut,
+    SubscriptionHistoryOut,
     SubscriptionOut,
     SubscriptionStatus,
 )
@@ -100,7 +103,7 @@ async def settle(
         )
         session.add(subscription)
         await session.flush()
-        await emit(session, "subscription.created", subscription, checkout, previous=None)
+        await emit(session, "subscription.created", subscription, checkout, previous=None, now=now)
     for payment in payments:
         payment.subscription_id = subscription.id
     product = await session.get(Product, subscription.product_id)
@@ -145,7 +148,9 @@ async def settle(
         if subscription.status == SubscriptionStatus.PAST_DUE.value:
             subscription.status = SubscriptionStatus.ACTIVE.value
             subscription.past_due_at = None
-        await emit(session, "subscription.renewed", subscription, checkout, previous=previous)
+        await emit(
+            session, "subscription.renewed", subscription, checkout, previous=previous, now=now
+        )
     subscription.next_action_at = lifecycle.next_action(subscription, product, policy)
     await session.flush()
     return subscription
@@ -170,7 +175,7 @@ async def _settle_payg(
         )
         session.add(subscription)
         await session.flush()
-        await emit(session, "subscription.created", subscription, checkout, previous=None)
+        await emit(session, "subscription.created", subscription, checkout, previous=None, now=now)
     for payment in payments:
         payment.subscription_id = subscription.id
     if payments and subscription.payer_address is None:
@@ -193,7 +198,7 @@ async def _settle_payg(
     else:
         paid = await payg.paid_usd(session, subscription)
         for kind, previous in payg.apply_payments(subscription, paid, now=now):
-            await emit(session, kind, subscription, checkout, previous=previous)
+            await emit(session, kind, subscription, checkout, previous=previous, now=now)
     subscription.next_action_at = payg.next_action(subscription, product, policy)
     await session.flush()
     return subscription
@@ -256,7 +261,7 @@ async def _after_expiry(
     subscription.reminders_sent = 0
     subscription.last_billing_at = now
     subscription.updated_at = now
-    await emit(session, "subscription.renewed", subscription, checkout, previous=previous)
+    await emit(session, "subscription.renewed", subscription, checkout, previous=previous, now=now)
 
 
 async def start_trial(
@@ -337,7 +342,7 @@ async def start_trial(
     if telegram_user_id is not None and checkout.telegram_user_id is None:
         checkout.telegram_user_id = telegram_user_id
     await session.flush()
-    await emit(session, "subscription.created", subscription, checkout, previous=None)
+    await emit(session, "subscription.created", subscription, checkout, previous=None, now=now)
     return subscription
 
 
@@ -409,13 +414,21 @@ async def emit(
     checkout: CheckoutSession,
     *,
     previous: str | None,
+    now: datetime,
 ) -> None:
+    """Emit a subscription event; its bills are brought in line first (every transition writes
+    history: core/subscriptions/history.py)."""
+    bills = await history.sync(session, subscription, now=now)
+    data = event_data(subscription, checkout, previous=previous)
+    # The bill this transition is about (the newest period's) and what is owed, exact.
+    data["amountDue"] = str(await amount_due(session, subscription))
+    data["bill"] = history.bill_data(bills[-1]) if bills else None
     await events_service.emit(
         session,
         organization_id=subscription.organization_id,
         test=subscription.test,
         type=type,
-        data=event_data(subscription, checkout, previous=previous),
+        data=data,
         session_id=checkout.id,
         subscription_id=subscription.id,
         session_webhook_url=checkout.webhook_url,
@@ -480,7 +493,7 @@ async def take_due_steps(
     assert checkout is not None
     await session.flush()
     for kind, previous in step.events:
-        await emit(session, kind, subscription, checkout, previous=previous)
+        await emit(session, kind, subscription, checkout, previous=previous, now=now)
     for number in step.reminders:
         await reminders.queue(session, subscription, product, number, now=recorded_at or now)
     return step
@@ -631,7 +644,9 @@ async def cancel(
     await session.flush()
     checkout = await session.get(CheckoutSession, subscription.session_id)
     assert checkout is not None
-    await emit(session, "subscription.cancelled", subscription, checkout, previous=previous)
+    await emit(
+        session, "subscription.cancelled", subscription, checkout, previous=previous, now=now
+    )
     return subscription
 
 
@@ -794,3 +809,60 @@ async def page_papaya(
         stmt.order_by(Subscription.id).offset((page - 1) * limit).limit(limit)
     )
     return rows.all(), int(total or 0)
+
+
+async def history_view(
+    session: AsyncSession, context: CheckoutContext, subscription: Subscription
+) -> list[SubscriptionHistoryOut]:
+    """Its billing periods, oldest first, each with the payments set against it."""
+    entries = await history.entries(session, subscription)
+    checkout = await session.get(CheckoutSession, subscription.session_id)
+    assert checkout is not None
+    customer = (
+        await session.get(Customer, subscription.customer_id) if subscription.customer_id else None
+    )
+    paid = [payment for entry in entries for payment in entry.payments]
+    views = {
+        view.uuid: payments_service.plain_payment(view)
+        for view in await payments_service.payment_views(session, context, paid)
+    }
+    own = (
+        await session.get(Currency, subscription.currency_id) if subscription.currency_id else None
+    )
+    fallback = (
+        checkout_service.currency_out(own, context)
+        if own is not None
+        else EMPTY_CURRENCY.model_copy(update={"test": subscription.test})
+    )
+    items = []
+    for entry in entries:
+        bill = entry.bill
+        payments = [views[payment.uuid] for payment in entry.payments]
+        latest = payments[-1] if payments else None
+        items.append(
+            SubscriptionHistoryOut(
+                uuid=bill.uuid,
+                created_at=bill.opened_at,
+                from_=latest.from_ if latest else "",
+                to=subscription.deposit_address,
+                name=checkout.product_name,
+                description=checkout.description,
+                amount=bill.amount_usd,
+                currency_id=latest.currency_id if latest else fallback.id,
+                currency=latest.currency if latest else fallback,
+                test=subscription.test,
+                product_id=subscription.product_id,
+                subscription_uuid=subscription.uuid,
+                transaction_hash=latest.transaction_hash if latest else "",
+                customer_uuid=customer.uuid if customer else "",
+                period_start=bill.period_start,
+                period_end=bill.period_end,
+                due_at=bill.due_at,
+                status=entry.status.value,
+                paid_usd=entry.paid_usd,
+                amount_due=entry.amount_due,
+                closed_at=bill.closed_at,
+                payments=payments,
+            )
+        )
+    return items

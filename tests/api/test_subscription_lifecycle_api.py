@@ -134,8 +134,21 @@ def test_test_billing_cycle_steps_renewal_past_due_expired_each_once_through_the
     assert reminders_of(database_url, uuid) == 1
 
     # A partial payment toward the open renewal lowers the bill, not the period end.
-    pay_session(database_url, view["to"], 4_000_000)
+    partial_tx = pay_session(database_url, view["to"], 4_000_000)
     assert api.get(f"/transaction/subscription/{uuid}").json()["amountDue"] == 6
+
+    # The history: the first period paid, the renewal's bill open with the partial payment
+    # against it, through the SDK (its SubscriptionHistory shape) and as chainpay's fields.
+    paid, renewal = client.subscriptions.get_payment_history(uuid)
+    assert paid.amount == 10
+    assert renewal.amount == 10
+    assert renewal.transaction_hash == partial_tx
+    assert renewal.subscription_uuid == uuid
+    raw = api.get(f"/transaction/subscription/history/{uuid}").json()
+    assert [b["status"] for b in raw] == ["paid", "open"]
+    assert raw[0]["periodEnd"] == raw[1]["periodStart"] == before["nextBillingDate"]
+    assert [raw[1]["paidUsd"], raw[1]["amountDue"]] == [4, 6]
+    assert [p["transactionHash"] for p in raw[1]["payments"]] == [partial_tx]
 
     second = billing(api, uuid).json()
     assert second["events"] == ["subscription.past_due"]
@@ -157,6 +170,11 @@ def test_test_billing_cycle_steps_renewal_past_due_expired_each_once_through_the
     assert expired.stopped is True
     assert expired.next_billing_date == end
     assert api.get(f"/transaction/subscription/{uuid}").json()["amountDue"] == 0
+    history = api.get(f"/transaction/subscription/history/{uuid}").json()
+    assert [(b["status"], b["paidUsd"], b["amountDue"]) for b in history] == [
+        ("paid", 10, 0),
+        ("unpaid", 4, 0),
+    ]
 
     done = billing(api, uuid)
     assert done.status_code == 409
@@ -247,6 +265,15 @@ def test_start_route_begins_a_trial_once_per_payer_and_product(
     assert body["amountDue"] == 0
     assert api.get(f"/transaction/subscription/{body['uuid']}").json() == body
     assert client.subscriptions.get(body["uuid"]).subscription_status.value == "trial"
+    # The trial is the first history entry: nothing billed, nothing paid, no currency yet.
+    [trial] = client.subscriptions.get_payment_history(body["uuid"])
+    assert (trial.amount, trial.transaction_hash, trial.currency_id) == (0, "", 0)
+    [raw] = api.get(f"/transaction/subscription/history/{body['uuid']}").json()
+    assert (raw["status"], raw["periodEnd"], raw["payments"]) == (
+        "trial",
+        body["nextBillingDate"],
+        [],
+    )
 
     again = api.post(
         f"/transaction/session-checkout/{trial_session(client, product['id'])}/start",

@@ -3,10 +3,12 @@ cancellation and late money, through the real services with a clock the test mov
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -23,7 +25,7 @@ from core.models import Event, Product, Subscription, TelegramOutbox
 from core.orgs.schemas import Principal, Role
 from core.payments import ingest
 from core.payments.schemas import Transfer
-from core.subscriptions import lifecycle, tasks
+from core.subscriptions import history, lifecycle, tasks
 from core.subscriptions import service as subscriptions_service
 from core.subscriptions.policy import Policy
 from tests.harness.factories import DEVNET_A_USDT, Tenant, make_tenant, test_settings
@@ -119,6 +121,32 @@ class World:
                 .group_by(Event.type)
             )
             return {kind: count for kind, count in rows}
+
+    async def bills(self) -> list[tuple[str, datetime, Decimal, Decimal, Decimal, int]]:
+        """(status, period start, amount, paid, due, payments) of each bill, oldest first."""
+        async with self.sessionmaker() as db:
+            found = await db.get(Subscription, self.subscription_id)
+            assert found is not None
+            return [
+                (
+                    entry.status.value,
+                    entry.bill.period_start,
+                    entry.bill.amount_usd,
+                    entry.paid_usd,
+                    entry.amount_due,
+                    len(entry.payments),
+                )
+                for entry in await history.entries(db, found)
+            ]
+
+    async def event_data(self, kind: str) -> list[dict[str, Any]]:
+        async with self.sessionmaker() as db:
+            rows = await db.scalars(
+                select(Event)
+                .where(Event.subscription_id == self.subscription_id, Event.type == kind)
+                .order_by(Event.id)
+            )
+            return [json.loads(event.payload)["data"] for event in rows]
 
     async def reminders(self) -> list[str]:
         async with self.sessionmaker() as db:
@@ -278,3 +306,89 @@ async def test_cancel_now_ends_access_at_the_next_run(world: World) -> None:
     await world.tick(moment + timedelta(seconds=30))
     assert (await world.subscription()).status == "expired"
     assert (await world.events()).get("subscription.expired") == 1
+
+
+async def test_history_bills_each_period_open_partial_past_due_paid_then_unpaid(
+    world: World,
+) -> None:
+    await world.subscribe()
+    end = START + MONTH
+    first = ("paid", START, Decimal(10), Decimal(10), Decimal(0), 1)
+    assert await world.bills() == [first]
+
+    await world.tick(end - timedelta(days=3))  # the renewal request opens the next bill
+    assert await world.bills() == [first, ("open", end, Decimal(10), Decimal(0), Decimal(10), 0)]
+    [opened] = await world.event_data("subscription.renewal_due")
+    assert opened["amountDue"] == "10"
+    assert opened["bill"]["status"] == "open"
+    assert opened["bill"]["amountUsd"] == "10"
+    assert datetime.fromisoformat(opened["bill"]["periodStart"]) == end
+
+    world.clock.set(end - timedelta(days=1))
+    await world.pay(Decimal("4"))  # partial: the bill stays open, 6 owed
+    assert (await world.bills())[1] == ("open", end, Decimal(10), Decimal(4), Decimal(6), 1)
+    await world.tick(end + timedelta(hours=1))
+    assert (await world.bills())[1] == ("past_due", end, Decimal(10), Decimal(4), Decimal(6), 1)
+    [late] = await world.event_data("subscription.past_due")
+    assert late["amountDue"] == "6"
+
+    world.clock.set(end + timedelta(days=1))
+    await world.pay(Decimal("6"))  # the rest, in grace: paid by two payments
+    second = ("paid", end, Decimal(10), Decimal(10), Decimal(0), 2)
+    assert await world.bills() == [first, second]
+    [renewed] = await world.event_data("subscription.renewed")
+    assert renewed["bill"]["status"] == "paid"
+    assert renewed["amountDue"] == "0"
+
+    # The next period goes unpaid: open, past due, then unpaid at expiry.
+    await world.tick(end + MONTH + timedelta(days=3, seconds=1))
+    third = ("unpaid", end + MONTH, Decimal(10), Decimal(0), Decimal(0), 0)
+    assert await world.bills() == [first, second, third]
+    # Money after expiry is late: reported, never set against the unpaid bill.
+    world.clock.set(end + MONTH + timedelta(days=5))
+    await world.pay(Decimal("10"))
+    assert await world.bills() == [first, second, third]
+
+
+async def test_history_prepaid_periods_are_each_a_bill_and_a_payment_may_span_two(
+    world: World,
+) -> None:
+    await world.subscribe()
+    await world.pay(Decimal("25"))  # two periods and half of a third
+    bills = await world.bills()
+    assert [(b[0], b[1], b[3]) for b in bills] == [
+        ("paid", START, Decimal(10)),
+        ("paid", START + MONTH, Decimal(10)),
+        ("paid", START + 2 * MONTH, Decimal(15)),
+    ]
+    # The 25 paid the second and third bills; the 5 beyond every bill stays with the newest
+    # one until the next bill opens, and then pays toward it.
+    assert [b[5] for b in bills] == [1, 1, 1]
+    await world.tick(START + 3 * MONTH - timedelta(days=3))
+    assert (await world.bills())[-1] == (
+        "open",
+        START + 3 * MONTH,
+        Decimal(10),
+        Decimal(5),
+        Decimal(5),
+        1,
+    )
+    sub = await world.subscription()
+    async with world.sessionmaker() as db:
+        assert await subscriptions_service.amount_due(db, sub) == Decimal(5)
+
+
+async def test_history_a_cancelled_subscriptions_open_renewal_is_void(world: World) -> None:
+    await world.subscribe()
+    await world.tick(START + MONTH - timedelta(days=2))
+    assert (await world.bills())[-1][0] == "open"
+    world.clock.set(START + MONTH - timedelta(days=1))
+    async with transaction(world.sessionmaker) as db:
+        sub = await db.get(Subscription, world.subscription_id)
+        assert sub is not None
+        await subscriptions_service.cancel(
+            db, world.principal, sub.uuid, force=False, now=world.clock.now(), at_period_end=True
+        )
+    assert [b[0] for b in await world.bills()] == ["paid", "void"]
+    await world.tick(START + MONTH)
+    assert [b[0] for b in await world.bills()] == ["paid", "void"]

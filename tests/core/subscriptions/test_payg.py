@@ -335,3 +335,66 @@ async def test_cancel_at_period_end_bills_the_last_periods_usage_at_the_access_e
     assert ended.free_credits_usd == 0
     assert await world.due() == Decimal(2)
     assert ended.next_action_at is None
+
+
+async def test_history_has_a_bill_per_closed_period_open_until_paid(world: PaygWorld) -> None:
+    await world.start(unit_price="0.5", free_credits="1")
+    assert await world.bills() == []  # nothing billed before the first period closes
+    await world.use("2")  # 1 USD, all free credits
+    await world.tick(START + MONTH)
+    zero = ("paid", START, Decimal(0), Decimal(0), Decimal(0), 0)
+    assert await world.bills() == [zero]
+
+    await world.use("7")  # 3.5 USD
+    await world.tick(START + 2 * MONTH)
+    owed = ("open", START + MONTH, Decimal("3.5"), Decimal(0), Decimal("3.5"), 0)
+    assert await world.bills() == [zero, owed]
+    [opened] = await world.event_data("subscription.renewal_due")
+    assert opened["amountDue"] == "3.5"
+    assert opened["bill"]["amountUsd"] == "3.5"
+
+    await world.pay(Decimal("1.5"))
+    assert (await world.bills())[1] == (
+        "open",
+        START + MONTH,
+        Decimal("3.5"),
+        Decimal("1.5"),
+        Decimal(2),
+        1,
+    )
+    await world.pay(Decimal(2))
+    assert (await world.bills())[1] == (
+        "paid",
+        START + MONTH,
+        Decimal("3.5"),
+        Decimal("3.5"),
+        Decimal(0),
+        2,
+    )
+
+    # The next bill goes unpaid: past due at its deadline, unpaid at expiry.
+    await world.use("2")
+    await world.tick(START + 3 * MONTH)
+    await world.tick(START + 3 * MONTH + 3 * DAY)
+    assert (await world.bills())[2][0] == "past_due"
+    await world.tick(START + 3 * MONTH + 6 * DAY)
+    assert (await world.subscription()).status == "expired"
+    # Consumed usage stays owed after expiry; money that comes late (reported as such) pays it.
+    assert (await world.bills())[2] == ("past_due", START + 2 * MONTH, Decimal(1), 0, 1, 0)
+    await world.pay(Decimal(1))
+    assert (await world.bills())[2] == ("paid", START + 2 * MONTH, Decimal(1), 1, 0, 1)
+
+
+async def test_history_bills_a_cancelled_subscriptions_last_period_at_its_access_end(
+    world: PaygWorld,
+) -> None:
+    await world.start(unit_price="1", free_credits="1")
+    await world.use("3")
+    async with transaction(world.sessionmaker) as db:
+        await subscriptions_service.cancel(
+            db, world.principal, world.uuid, force=False, now=world.clock.now(), at_period_end=True
+        )
+    await world.tick(START + MONTH)
+    [last] = await world.bills()
+    assert last == ("open", START, Decimal(2), Decimal(0), Decimal(2), 0)
+    assert await world.due() == Decimal(2)  # the same as the subscription's amountDue

@@ -89,7 +89,15 @@ def render(card: PaymentCard, now: datetime) -> RenderedCard:
     if card.test:
         lines.append(_("card.test_mode"))
     lines.append(f"{e(card.product)}" + (f" — {e(card.description)}" if card.description else ""))
-    if card.kind == "subscription" and card.frequency_seconds:
+    if card.payg and card.frequency_seconds:
+        lines.append(
+            _("card.payg_price").format(
+                price=usd(card.price_usd), period=period(card.frequency_seconds)
+            )
+        )
+        if card.free_credits_usd and card.subscription_status is None:
+            lines.append(_("card.payg_free_credits").format(credits=usd(card.free_credits_usd)))
+    elif card.kind == "subscription" and card.frequency_seconds:
         lines.append(
             _("card.price_per_period").format(
                 price=usd(card.price_usd), period=period(card.frequency_seconds)
@@ -101,19 +109,34 @@ def render(card: PaymentCard, now: datetime) -> RenderedCard:
         lines.append(_("card.price").format(price=usd(card.price_usd)))
     lines.append("")
     status = SessionStatus(card.status)
-    renewal = status == SessionStatus.COMPLETED and card.subscription_status is not None
-    if card.subscription_status is not None:
+    subscribed = card.subscription_status is not None
+    # Paying the subscription, not the session: a renewal, or a bill it owes.
+    renewal = subscribed and (status == SessionStatus.COMPLETED or card.bill_usd is not None)
+    # Pay-as-you-go is started, not paid: only a bill is ever paid.
+    payable = renewal or (card.is_open and not card.payg)
+    if subscribed:
         lines.append(
-            _("card.subscription_" + card.subscription_status).format(
+            _("card.subscription_" + str(card.subscription_status)).format(
                 until=when(card.subscription_period_end) if card.subscription_period_end else ""
             )
         )
-    show_payment = card.chosen is not None and (card.is_open or renewal)
+    show_payment = card.chosen is not None and payable
     if show_payment:
         assert card.chosen is not None
         lines.extend(_payment_lines(card, card.chosen, renewal=renewal))
-    elif card.is_open:
+    elif payable:
         lines.append(_("card.choose_network"))
+    elif card.payg_start_available:
+        lines.append(_("card.payg_start_hint"))
+    elif card.payg and subscribed and card.subscription_status in ("active", "trial"):
+        lines.append(_("card.payg_nothing_due"))
+    if card.bill_usd is not None:
+        lines.append(
+            _("card.bill_due").format(
+                amount=usd(card.bill_usd),
+                at=when(card.bill_due_at) if card.bill_due_at else "",
+            )
+        )
     lines.append(_status_line(card))
     if show_payment and card.is_open and card.subscription_status is None:
         # (A started trial's session has no deadline of its own: the subscription line says
@@ -126,21 +149,27 @@ def render(card: PaymentCard, now: datetime) -> RenderedCard:
             _("card.warnings").format(symbol=e(card.chosen.symbol), chain=e(card.chosen.chain_name))
         )
     caption = "\n".join(line for line in lines if line is not None)
-    # Once a token is chosen the photo stays its payment URI (a status change edits the caption).
+    # Once a token is chosen the photo is the payment URI of what is due in it (a partial
+    # payment changes the amount, and the photo with it).
     qr_data = card.payment_uri or card.link
     return RenderedCard(
-        caption=caption, keyboard=_keyboard(card, show_payment, renewal), qr_data=qr_data
+        caption=caption,
+        keyboard=_keyboard(card, show_payment, renewal, payable),
+        qr_data=qr_data,
     )
 
 
 def _payment_lines(card: PaymentCard, quote: CardQuote, *, renewal: bool) -> list[str]:
     e = html.escape
     amount = quote.amount
-    if not renewal and card.remaining_usd < card.price_usd and card.price_usd > 0:
-        # Partly paid: ask for the rest in this token (rounded up to the token's last digit).
-        base = -(-quote.amount_base_units * card.remaining_usd // card.price_usd)
-        amount = Decimal(int(base)).scaleb(-quote.decimals)
-    key = "card.renew_exactly" if renewal else "card.pay_exactly"
+    if not renewal or card.bill_usd is not None:
+        # What is due in this token: the rest of a partly paid price, or the open bill
+        # (rounded up to the token's last digit). A renewal paid ahead asks for one period.
+        amount = Decimal(card.amount_due(quote)).scaleb(-quote.decimals)
+    if renewal and card.payg:
+        key = "card.pay_bill_exactly"
+    else:
+        key = "card.renew_exactly" if renewal else "card.pay_exactly"
     return [
         _(key).format(amount=tokens(amount), symbol=e(quote.symbol), chain=e(quote.chain_name)),
         _("card.to_address").format(address=e(card.deposit_address)),
@@ -180,11 +209,13 @@ def _status_line(card: PaymentCard) -> str:
     return "\n".join(parts)
 
 
-def _keyboard(card: PaymentCard, show_payment: bool, renewal: bool) -> InlineKeyboardMarkup:
+def _keyboard(
+    card: PaymentCard, show_payment: bool, renewal: bool, payable: bool
+) -> InlineKeyboardMarkup:
     rows: list[list[InlineKeyboardButton]] = []
     sid = card.session_id
     status = SessionStatus(card.status)
-    if (card.is_open or renewal) and not show_payment:
+    if payable and not show_payment:
         chains: dict[int, str] = {}
         for quote in card.quotes:
             chains.setdefault(quote.chain_id, quote.chain_name)
@@ -196,8 +227,10 @@ def _keyboard(card: PaymentCard, show_payment: bool, renewal: bool) -> InlineKey
                     )
                 ]
             )
-        if card.trial_available:
-            rows.append([_button(_("button.start_trial"), sid, "trial")])
+    if card.trial_available and not show_payment:
+        rows.append([_button(_("button.start_trial"), sid, "trial")])
+    if card.payg_start_available:
+        rows.append([_button(_("button.start_payg"), sid, "trial")])
     if show_payment:
         rows.append(
             [

@@ -111,7 +111,7 @@ async def _trial(
     telegram_user_id: int,
 ) -> str:
     await payer.start_trial(db, context, checkout, telegram_user_id=telegram_user_id, now=now)
-    return _("answer.trial_started")
+    return _("answer.payg_started" if checkout.payg else "answer.trial_started")
 
 
 # What each card button does to its (owned) session before the card is brought up to date;

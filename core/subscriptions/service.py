@@ -494,8 +494,11 @@ async def take_due_steps(
     await session.flush()
     for kind, previous in step.events:
         await emit(session, kind, subscription, checkout, previous=previous, now=now)
+    owed = await amount_due(session, subscription) if step.reminders else Decimal(0)
     for number in step.reminders:
-        await reminders.queue(session, subscription, product, number, now=recorded_at or now)
+        await reminders.queue(
+            session, subscription, product, number, amount_due=owed, now=recorded_at or now
+        )
     return step
 
 

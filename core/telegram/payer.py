@@ -9,9 +9,11 @@ account pressing its buttons (or opening a forwarded link) is refused.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from fractions import Fraction
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -89,6 +91,15 @@ class PaymentCard:
     subscription_status: str | None
     subscription_period_end: datetime | None
     test: bool
+    # Pay-as-you-go: started without paying (`payg_start_available` offers that start), billed
+    # in arrears; its price is per unit.
+    payg: bool = False
+    payg_start_available: bool = False
+    free_credits_usd: Decimal | None = None
+    # The subscription's open bill (a renewal request, a pay-as-you-go bill): USD still owed and
+    # its deadline; None when nothing is owed.
+    bill_usd: Decimal | None = None
+    bill_due_at: datetime | None = None
 
     @property
     def is_open(self) -> bool:
@@ -99,11 +110,40 @@ class PaymentCard:
         """EIP-681: a wallet that scans it fills in the token transfer (token, chain, to, amount)."""
         if self.chosen is None:
             return None
-        q = self.chosen
-        return (
-            f"ethereum:{q.contract}@{q.chain_id}/transfer"
-            f"?address={self.deposit_address}&uint256={q.amount_base_units}"
+        return self.uri_for(self.chosen)
+
+    def amount_due(self, quote: CardQuote) -> int:
+        """Base units of `quote`'s token still to send: all of it until something was paid,
+        then the rest of the price in this token, rounded up to the token's last digit. With a
+        bill open on the subscription: that bill in this token (the quote is of the price)."""
+        if self.bill_usd is not None and self.price_usd > 0:
+            return math.ceil(
+                Fraction(quote.amount_base_units)
+                * Fraction(self.bill_usd)
+                / Fraction(self.price_usd)
+            )
+        if self.price_usd <= 0 or not 0 < self.remaining_usd < self.price_usd:
+            return quote.amount_base_units
+        return math.ceil(
+            Fraction(quote.amount_base_units)
+            * Fraction(self.remaining_usd)
+            / Fraction(self.price_usd)
         )
+
+    def uri_for(self, quote: CardQuote) -> str:
+        """The EIP-681 URI of paying what is still due in `quote`'s token."""
+        return (
+            f"ethereum:{quote.contract}@{quote.chain_id}/transfer"
+            f"?address={self.deposit_address}&uint256={self.amount_due(quote)}"
+        )
+
+    @property
+    def success_redirect(self) -> str | None:
+        """successUrl with QBitFlow's `{{UUID}}` and `{{TRANSACTION_TYPE}}` filled in."""
+        if not self.success_url:
+            return None
+        kind = "subscription" if self.kind == "subscription" else "payment"
+        return self.success_url.replace("{{UUID}}", self.uuid).replace("{{TRANSACTION_TYPE}}", kind)
 
     def fingerprint(self, language: str) -> str:
         """Changes exactly when what the card shows changes (then the message is edited)."""
@@ -118,6 +158,9 @@ class PaymentCard:
             str(self.subscription_status),
             str(self.subscription_period_end),
             str(self.trial_available),
+            str(self.payg_start_available),
+            str(self.bill_usd),
+            str(self.bill_due_at),
         ]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
@@ -365,6 +408,34 @@ async def card(
             is not None
         )
     )
+    payg_start_available = bool(
+        checkout.payg
+        and subscription is None
+        and SessionStatus(checkout.status) in OPEN_STATUSES
+        and checkout.expires_at > now
+        and not (
+            checkout.telegram_user_id is not None
+            and checkout.product_id is not None
+            and await session.scalar(
+                select(Subscription.id)
+                .where(
+                    Subscription.organization_id == checkout.organization_id,
+                    Subscription.product_id == checkout.product_id,
+                    Subscription.telegram_user_id == checkout.telegram_user_id,
+                    Subscription.payg.is_(True),
+                )
+                .limit(1)
+            )
+            is not None
+        )
+    )
+    bill_usd: Decimal | None = None
+    bill_due_at: datetime | None = None
+    if subscription is not None:
+        owed = await subscriptions_service.amount_due(session, subscription)
+        if owed > 0:
+            bill_usd = owed
+            bill_due_at = subscription.bill_due_at or subscription.current_period_end
     remaining = max(Decimal(0), checkout.price_usd - checkout.paid_usd)
     return PaymentCard(
         session_id=checkout.id,
@@ -392,6 +463,11 @@ async def card(
         subscription_status=subscription.status if subscription is not None else None,
         subscription_period_end=subscription.current_period_end if subscription else None,
         test=checkout.test,
+        payg=checkout.payg,
+        payg_start_available=payg_start_available,
+        free_credits_usd=checkout.free_credits_usd,
+        bill_usd=bill_usd,
+        bill_due_at=bill_due_at,
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.callbacks import CardAction, SubscriptionAction
+from bot.callbacks import CardAction, PickChain, SubscriptionAction
 from chain.devnet import Devnet, transfer
 from core.checkout.schemas import SubscriptionOptionsIn
 from core.clock import ManualClock
@@ -532,3 +532,87 @@ async def test_a_trial_paid_days_later_is_not_late_and_its_renew_card_asks_for_t
         reminder = await life.reminder(payer.id, 1)
         card = await life.press_renew(payer, reminder, sub.id)
         assert "expired" not in caption(card)
+
+
+async def test_pay_as_you_go_is_started_from_the_card_and_its_bill_reminded_and_paid(
+    settings: Settings,
+    tenant: Tenant,
+    telegram: tuple[str, FakeTelegram],
+    devnet: Devnet,
+    clock: ManualClock,
+    ids: tuple[int, int],
+) -> None:
+    from core.orgs.schemas import Principal, Role
+    from core.subscriptions import service as subscriptions_service
+
+    base, fake = telegram
+    chat_id, user_id = ids
+    async with running_bot(settings, base, fake, clock=clock) as bot:
+        life = Life(bot, settings, devnet, clock)
+        product_id = await life.paid_product(tenant, chat_id)  # $10 a unit
+        options = SubscriptionOptionsIn.model_validate(
+            {
+                "subscriptionType": "payAsYouGo",
+                "frequency": {"value": 30, "unit": "days"},
+                "freeCredits": "4",
+            }
+        )
+        checkout = await bot.create_session(
+            tenant, product_id=product_id, product_name=None, description=None, price=None,
+            options=options,
+        )  # fmt: skip
+        payer = fake.user(user_id, "Pia")
+
+        # The card offers a start, not a payment: no network to pick, nothing to pay now.
+        card = await life.open_card(payer, checkout)
+        assert "Pay as you go: <b>$10</b> per unit" in caption(card)
+        assert "Free credits: $4" in caption(card)
+        assert "Nothing to pay now" in caption(card)
+        start = CardAction(session_id=checkout.id, action="trial").pack()
+        data = [b.get("callback_data") for b in buttons(card)]
+        assert start in data
+        assert not any(str(d).startswith("pc:") for d in data)  # no network picker
+        mark = fake.mark()
+        fake.press(payer, card.result["message_id"], start)
+        answer = await fake.await_call("answerCallbackQuery", after=mark)
+        assert "billed at the end of each period" in str(answer.params.get("text"))
+        subscription = await life.subscription_of(checkout.id)
+        assert (subscription.status, subscription.payg) == ("active", True)
+        await life.join(payer, chat_id)
+
+        # 1.5 units used: 15 USD less 4 of free credits, billed at the period end.
+        principal = Principal(0, tenant.organization_id, tenant.owner_id, Role.OWNER, True)
+        async with transaction(bot.sessionmaker) as db:
+            await subscriptions_service.increase_units(
+                db, principal, subscription.uuid, Decimal("1.5"), policy=life.policy,
+                now=clock.now(),
+            )  # fmt: skip
+        end = subscription.current_period_end
+        await life.tick(end)
+        billed = await life.reload(subscription.id)
+        assert billed.bill_due_at == end + 3 * DAY
+        reminder = await life.reminder(payer.id, 1)
+        text = str(reminder.params["text"])
+        assert "<b>11 USD</b>" in text
+        assert (end + 3 * DAY).strftime("%Y-%m-%d %H:%M UTC") in text
+
+        # Its Renew button opens the card of the bill: 11 USDT asked for, due by the deadline.
+        card = await life.press_renew(payer, reminder, subscription.id)
+        assert "Due: <b>$11</b>" in caption(card)
+        mark = fake.mark()
+        fake.press(
+            payer,
+            card.result["message_id"],
+            PickChain(session_id=checkout.id, chain_id=CHAIN).pack(),
+        )
+        chosen = await fake.await_call("editMessageMedia", after=mark)
+        media = chosen.params.get("media") or {}
+        shown = str(media.get("caption", "")) if isinstance(media, dict) else ""
+        assert "To pay the bill, send <code>11</code> USDT" in shown
+
+        # Paid: the bill is closed, active, nothing due.
+        clock.set(end + DAY)
+        await life.pay(checkout.deposit_address, 11)
+        paid = await life.reload(subscription.id)
+        assert (paid.status, paid.bill_due_at) == ("active", None)
+        assert len(life.reminders_to(payer.id)) == 1

@@ -30,6 +30,7 @@ from core.chainstate import service as chainstate
 from core.checkout.context import CheckoutContext
 from core.cursor import IdCursor
 from core.db import transaction
+from core.models import ChainHead
 from core.payments import ingest
 from core.payments.schemas import Transfer
 
@@ -534,13 +535,20 @@ class ChainWatcher:
                 log.info("watcher_active", chain_id=self.chain.id, owner=self.owner)
             self.active = True
             await chainstate.set_head(session, self.chain.id, head, str(head_block["hash"]).lower())
+            # Held for the whole step (no query: set_head loaded it). The session's identity map
+            # keeps only changed objects for sure; once a flush has written the head, every
+            # payment event's look-up of it (`session.get`) would read it again.
+            head_row = await session.get(ChainHead, self.chain.id)
             # Every session this step settles, locked in one ordered pass (no deadlock with
             # another chain's step or the expiry job), before either call below decides one.
-            sessions = await ingest.lock_step_sessions(session, self.chain.id, transfers, final)
+            locks = await ingest.lock_step_sessions(session, self.chain.id, transfers, final)
             await ingest.apply_transfers(
-                session, self.context, transfers, sessions_by_address=sessions
+                session, self.context, transfers, sessions_by_address=locks.sessions_by_address
             )
             await chainstate.record_blocks(session, self.chain.id, blocks)
             await chainstate.forget_blocks(session, self.chain.id, through=final)
             await chainstate.set_cursor(session, self.chain.id, scanned_through)
-            await ingest.confirm_through(session, self.context, self.chain.id, final)
+            await ingest.confirm_through(
+                session, self.context, self.chain.id, final, now_final=locks.now_final
+            )
+            del head_row

@@ -76,9 +76,15 @@ async def settle_many(
     seen before)`), which so carry the state each payment brought its session to, then each
     session's own events and its subscription."""
     before = {id_: _Before.of(c, payments_of.get(id_, [])) for id_, c in checkouts.items()}
+    subscribed = await _with_subscription(session, checkouts.values())
     for id_, checkout in checkouts.items():
         await recompute_session(
-            session, context, checkout, now=now, payments=payments_of.get(id_, [])
+            session,
+            context,
+            checkout,
+            now=now,
+            payments=payments_of.get(id_, []),
+            subscribed=id_ in subscribed,
         )
     fields = _Fields(session)
     for checkout, payment, seen_before in changed:
@@ -95,6 +101,22 @@ async def settle_many(
             now=now,
             fields=fields,
         )
+
+
+async def _with_subscription(
+    session: AsyncSession, checkouts: Iterable[CheckoutSession]
+) -> set[int]:
+    """Of these sessions, the subscription sessions that have their subscription, as
+    `recompute_session` asks one by one: one query per 500 (none without such sessions)."""
+    asked = sorted(c.id for c in checkouts if c.kind == "subscription" and c.completed_at is None)
+    found: set[int] = set()
+    for chunk in chunks(asked):
+        found.update(
+            await session.scalars(
+                select(Subscription.session_id).where(Subscription.session_id.in_(chunk))
+            )
+        )
+    return found
 
 
 async def expire_due_sessions(
@@ -395,8 +417,12 @@ async def recompute_session(
     *,
     now: datetime,
     payments: Sequence[Payment] | None = None,
+    subscribed: bool | None = None,
 ) -> None:
-    """Run the state machine over the session's payments and store what it decides."""
+    """Run the state machine over the session's payments and store what it decides.
+
+    `subscribed`: whether a subscription's session has its subscription, when the caller
+    looked it up for many sessions at once (`settle_many`); else it is asked here."""
     if payments is None:
         payments = (
             await session.scalars(select(Payment).where(Payment.session_id == checkout.id))
@@ -407,10 +433,14 @@ async def recompute_session(
     # when is the subscription's lifecycle's to judge.
     taken = checkout.kind == "subscription" and (
         checkout.completed_at is not None
-        or await session.scalar(
-            select(Subscription.id).where(Subscription.session_id == checkout.id)
+        or (
+            subscribed
+            if subscribed is not None
+            else await session.scalar(
+                select(Subscription.id).where(Subscription.session_id == checkout.id)
+            )
+            is not None
         )
-        is not None
     )
     facts = SessionFacts(
         price_usd=checkout.price_usd,

@@ -4,6 +4,7 @@ moves on, and hand their sessions to settlement (`core.checkout.settlement`)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache, partial
 from typing import Any
@@ -175,41 +176,53 @@ async def apply_transfers(
     return applied
 
 
+@dataclass(slots=True)
+class StepLocks:
+    """What `lock_step_sessions` found: the sessions of the transfers' addresses by address
+    (for `apply_transfers`) and the chain's seen payments that are final now (for
+    `confirm_through`, which then does not look them up again)."""
+
+    sessions_by_address: dict[str, CheckoutSession] = field(default_factory=dict)
+    now_final: list[Payment] | None = None
+
+
 async def lock_step_sessions(
     session: AsyncSession, chain_id: int, transfers: Sequence[Transfer], final_block: int
-) -> dict[str, CheckoutSession]:
+) -> StepLocks:
     """Lock, in one pass in id order, every session a watcher step will settle: those its
     transfers pay (`apply_transfers`) and those with seen payments now final (`confirm_through`).
-    Returns the sessions of the transfers' addresses by address, for `apply_transfers`.
 
     Each of those two locks its own sessions too; a step that let them lock one set after the
     other could hold one session while waiting for another that a concurrent path (the other
     chain's step, the expiry job) holds while it waits for the first. Locked here first, they
-    find theirs held already. One statement per step (looking the sessions up and locking them
-    are the same `SELECT ... ORDER BY id FOR NO KEY UPDATE`); a step paying more than 500
-    addresses looks their ids up first, so that one ordered pass still locks them all.
+    find theirs held already. A step without transfers locks nothing here: `confirm_through`
+    is then the only one to lock, one set in id order, and does so itself.
+
+    Two statements per step: the seen payments now final (the rows `confirm_through` confirms,
+    read once), then `SELECT ... WHERE deposit_address IN (...) OR id IN (...) ORDER BY id FOR
+    NO KEY UPDATE`, with both lists as values so that PostgreSQL finds the rows through their
+    indexes (with the payments as a subquery it walked every session in id order to filter
+    them). A step paying more than 500 addresses looks their ids up first, so that one ordered
+    pass still locks them all. The payments are read before their sessions are locked: only
+    this chain's watcher (holding its lease) changes their status, and what others change on
+    them (`late`) is read again as of the lock by `apply_transfers` and `confirm_through`.
     """
     addresses = sorted(
         {checksum_address(t.to_address) for t in transfers if t.amount_base_units > 0}
     )
-    now_final = (
-        select(Payment.session_id)
-        .distinct()
-        .where(
-            Payment.chain_id == chain_id,
-            Payment.status == PaymentStatus.SEEN.value,
-            Payment.block_number <= final_block,
-            Payment.session_id.is_not(None),
-        )
-    )
-    if len(addresses) <= LOCK_CHUNK:
+    if not addresses:
+        return StepLocks()
+    now_final = list(await _seen_through(session, chain_id, final_block))
+    final_ids = sorted({p.session_id for p in now_final if p.session_id is not None})
+    if len(addresses) + len(final_ids) <= LOCK_CHUNK:
+        by_address = CheckoutSession.deposit_address.in_(addresses)
         locked = await lock_where(
             session,
             CheckoutSession,
-            or_(CheckoutSession.deposit_address.in_(addresses), CheckoutSession.id.in_(now_final)),
+            or_(by_address, CheckoutSession.id.in_(final_ids)) if final_ids else by_address,
         )
     else:
-        ids: set[int] = set(await session.scalars(now_final))
+        ids: set[int] = set(final_ids)
         for chunk in chunks(addresses):
             ids.update(
                 await session.scalars(
@@ -218,13 +231,34 @@ async def lock_step_sessions(
             )
         locked = await checkout_repository.lock_sessions(session, ids)
     wanted = set(addresses)
-    return {c.deposit_address: c for c in locked.values() if c.deposit_address in wanted}
+    return StepLocks(
+        {c.deposit_address: c for c in locked.values() if c.deposit_address in wanted},
+        now_final,
+    )
+
+
+async def _seen_through(
+    session: AsyncSession, chain_id: int, final_block: int
+) -> Sequence[Payment]:
+    """The chain's seen payments at or below `final_block`: final now, to be confirmed."""
+    return (
+        await session.scalars(
+            select(Payment).where(
+                Payment.chain_id == chain_id,
+                Payment.status == PaymentStatus.SEEN.value,
+                Payment.block_number <= final_block,
+            )
+        )
+    ).all()
 
 
 async def _payments_of_sessions_or_txs(
     session: AsyncSession, session_ids: list[int], hashes_by_chain: dict[int, set[str]]
 ) -> list[Payment]:
-    """Payments of these sessions, and payments in these (chain, transaction hash) pairs."""
+    """Payments of these sessions, and payments in these (chain, transaction hash) pairs, as
+    of now (the caller has locked the sessions): a payment this transaction read before the
+    lock (`lock_step_sessions`) may have been changed since by a path holding its session."""
+    await session.flush()  # what this transaction changed is written before rows are reloaded
     found: dict[int, Payment] = {}
     pairs = [(c, h) for c, hashes in hashes_by_chain.items() for h in sorted(hashes)]
     for start in range(0, max(len(session_ids), len(pairs)), 500):
@@ -235,7 +269,9 @@ async def _payments_of_sessions_or_txs(
             if (chunk := [p for p in pairs[start : start + 500] if p[0] == chain_id])
         ]
         for payment in await session.scalars(
-            select(Payment).where(or_(Payment.session_id.in_(ids), *by_tx))
+            select(Payment)
+            .where(or_(Payment.session_id.in_(ids), *by_tx))
+            .execution_options(populate_existing=True)
         ):
             found[payment.id] = payment
     return list(found.values())
@@ -287,18 +323,29 @@ async def _currency_id(
 
 
 async def confirm_through(
-    session: AsyncSession, context: CheckoutContext, chain_id: int, final_block: int
+    session: AsyncSession,
+    context: CheckoutContext,
+    chain_id: int,
+    final_block: int,
+    *,
+    now_final: Sequence[Payment] | None = None,
 ) -> list[Payment]:
-    """Seen payments at or below `final_block` are final now: confirm them and settle sessions."""
-    rows = (
-        await session.scalars(
-            select(Payment).where(
-                Payment.chain_id == chain_id,
-                Payment.status == PaymentStatus.SEEN.value,
-                Payment.block_number <= final_block,
-            )
-        )
-    ).all()
+    """Seen payments at or below `final_block` are final now: confirm them and settle sessions.
+
+    `now_final`: those payments as `lock_step_sessions` read them earlier in this transaction
+    (then they are not looked up again; the ones this transaction has confirmed or moved since,
+    as `apply_transfers` does with a transfer seen again, are left out here as the query would).
+    """
+    if now_final is None:
+        rows = await _seen_through(session, chain_id, final_block)
+    else:
+        rows = [
+            p
+            for p in now_final
+            if p.chain_id == chain_id
+            and p.status == PaymentStatus.SEEN.value
+            and p.block_number <= final_block
+        ]
     now = context.clock.now()
 
     def confirm(payment: Payment) -> None:

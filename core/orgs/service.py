@@ -65,17 +65,16 @@ async def authenticate(session: AsyncSession, raw_key: str, *, now: datetime) ->
 async def identify(session: AsyncSession, raw_key: str, *, now: datetime) -> tuple[Principal, bool]:
     """The principal behind a raw key (401 as in `authenticate`), and whether its last use is
     due to be recorded (`record_key_use`); reads only."""
-    found = await repository.get_key_with_user(session, hash_api_key(raw_key))
-    if found is None:
+    key = await repository.get_key_facts(session, hash_api_key(raw_key))
+    if key is None:
         raise InvalidApiKey()
-    key, user = found
     if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
         raise InvalidApiKey()
     principal = Principal(
         api_key_id=key.id,
         organization_id=key.organization_id,
-        user_id=user.id,
-        role=Role(user.role),
+        user_id=key.user_id,
+        role=Role(key.role),
         test=key.test,
     )
     return principal, key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION

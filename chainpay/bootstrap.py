@@ -16,6 +16,7 @@ from core.errors import AppError
 from core.models import Organization
 from core.orgs import repository as orgs_repository
 from core.orgs import service as orgs_service
+from core.orgs.schemas import Principal, Role
 from core.telegram import links as telegram_links
 from core.wallet import service as wallet_service
 from core.wallet.derivation import account_xpub_from_mnemonic, generate_dev_mnemonic
@@ -102,6 +103,26 @@ async def _named_or_only_organization(
     if organization is None:
         raise AppError(f"No organization #{organization_id}")
     return organization
+
+
+async def owner_principal(
+    session: AsyncSession, organization_id: int | None, *, test: bool
+) -> tuple[Organization, Principal]:
+    """The organization (the only one unless named) and its owner acting without an API key, in
+    test or live mode: who the operator's own commands (`chainpay demo`, `dev webhook-listen`)
+    act as on this server."""
+    organization = await _named_or_only_organization(session, organization_id)
+    owner = await orgs_repository.get_owner(session, organization.id)
+    if owner is None:
+        raise AppError(f"Organization #{organization.id} has no owner")
+    principal = Principal(
+        api_key_id=0,  # no API key: the operator acts on the server itself
+        organization_id=organization.id,
+        user_id=owner.id,
+        role=Role.OWNER,
+        test=test,
+    )
+    return organization, principal
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import importlib
 import json
+import shlex
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -163,7 +164,7 @@ def _create(
     as_json: bool,
     first: bool,
     dev_wallet: bool = False,
-) -> None:
+) -> bootstrap.NewOrganization:
     settings = _settings()
     _prepare_database(settings)
     try:
@@ -180,6 +181,7 @@ def _create(
         typer.secho(exc.message, fg="red", err=True)
         raise typer.Exit(1) from exc
     _announce(created, as_json)
+    return created
 
 
 @app.command()
@@ -409,8 +411,9 @@ chains configured it runs a local devnet (two anvil chains with test stablecoins
     configure_logging(settings.log_level)
     settings.check_chains()  # a chain mistake is reported before the first start writes anything
     _prepare_database(settings)
+    settings, base_url = _bound(settings, host, port)
     if not devnet.needs_devnet(settings):
-        _first_start(settings, devnet_mode=False)
+        _first_start(settings, devnet_mode=False, base_url=base_url)
         roles.run(roles.serve(settings, host=host, port=port))
         return
     typer.echo("No chains configured: starting a local devnet (two anvil chains, test mode).")
@@ -418,15 +421,57 @@ chains configured it runs a local devnet (two anvil chains with test stablecoins
         typer.echo(
             f"Devnet chains written to {devnet.CHAINS_FILE}; pay with `chainpay devnet pay`."
         )
-        _first_start(with_devnet, devnet_mode=True)
-        roles.run(roles.serve(with_devnet, host=host, port=port))
+        _first_start(with_devnet, devnet_mode=True, base_url=base_url)
+        roles.run(
+            roles.serve(
+                with_devnet, host=host, port=port, on_session_created=devnet.log_session_created
+            )
+        )
 
 
-def _first_start(settings: Settings, *, devnet_mode: bool) -> None:
+def _bound(settings: Settings, host: str | None, port: int | None) -> tuple[Settings, str]:
+    """The API's local base URL for the address it binds to, and settings whose links (a
+    session's `link`) follow that address unless CHAINPAY_PUBLIC_URL (public_url) is set."""
+    bind_host = host or settings.host
+    local = (
+        "127.0.0.1" if bind_host in ("", "0.0.0.0") else "::1" if bind_host == "::" else bind_host
+    )
+    if ":" in local:
+        local = f"[{local.strip('[]')}]"
+    base_url = f"http://{local}:{port or settings.port}"
+    if "public_url" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"public_url": base_url})
+    return settings, base_url
+
+
+def create_session_curl(base_url: str, api_key: str) -> str:
+    """A copy-paste curl that creates a checkout session with `api_key`."""
+    body = json.dumps(
+        {"productName": "Ebook", "description": "PDF", "price": "19.99"}, separators=(",", ":")
+    )
+    return " ".join(
+        [
+            "curl -s",
+            "-H",
+            shlex.quote(f"X-API-Key: {api_key}"),
+            "-H",
+            shlex.quote("Content-Type: application/json"),
+            "-d",
+            shlex.quote(body),
+            shlex.quote(f"{base_url}/v1/transaction/session-checkout"),
+        ]
+    )
+
+
+def _first_start(
+    settings: Settings, *, devnet_mode: bool, base_url: str, log_hint: bool = True
+) -> None:
+    """On an empty SQLite database: the first organization, its key (printed once) and a curl
+    that uses it; `log_hint` tells where the log shows a devnet session's pay command."""
     if settings.is_sqlite and not asyncio.run(bootstrap.has_organizations(settings)):
         typer.echo("Empty database: creating the first organization (as `chainpay init`).")
         # On the devnet only test chains exist, so the first key is a test key with a dev wallet.
-        _create(
+        created = _create(
             "My shop",
             DEFAULT_OWNER_EMAIL,
             test_key=devnet_mode,
@@ -434,6 +479,77 @@ def _first_start(settings: Settings, *, devnet_mode: bool) -> None:
             first=True,
             dev_wallet=devnet_mode,
         )
+        if devnet_mode:
+            typer.echo("Create a checkout session with it (copy and paste):")
+        else:  # no dev wallet off the devnet: sessions need the merchant's own xpub first
+            typer.echo(
+                "Once its receiving wallet is set (`chainpay wallet set-xpub XPUB`), create a "
+                "checkout session with it (copy and paste):"
+            )
+        typer.echo(f"  {create_session_curl(base_url, created.api_key)}")
+        if devnet_mode and log_hint:
+            typer.echo(
+                "The log then shows its checkout page and the `chainpay devnet pay` command that "
+                "pays it (devnet_session_created)."
+            )
+
+
+@app.command()
+def demo(
+    pay: bool = typer.Option(
+        False,
+        "--pay",
+        help="Pay the session from the devnet's funded account and exit once it is completed",
+    ),
+    host: str | None = typer.Option(
+        None, metavar="ADDRESS", help="Bind address (default CHAINPAY_HOST or 127.0.0.1)"
+    ),
+    port: int | None = typer.Option(
+        None, metavar="PORT", help="Port (default CHAINPAY_PORT or 8000)"
+    ),
+    org: int | None = typer.Option(
+        None, "--org", metavar="ID", help="Organization id (default: the only one)"
+    ),
+) -> None:
+    """Serve as `chainpay serve` does, create a test session through the API and print its \
+checkout page; then wait for it to be paid (--pay: pay it on the devnet) and exit.
+
+Exits 0 once the session is completed (or on Ctrl-C), 1 when it expires unpaid. The demo's \
+API key is a test key of its own, never printed and revoked on exit.
+    """
+    from chainpay import demo as demo_run
+    from chainpay import devnet
+
+    settings = _settings()
+    if "log_level" not in settings.model_fields_set and not _state.get("debug"):
+        # The demo's own lines are its output; the server's JSON lines only when something is wrong.
+        settings = settings.model_copy(update={"log_level": "warning"})
+    configure_logging(settings.log_level)
+    settings.check_chains()
+    _prepare_database(settings)
+    settings, base_url = _bound(settings, host, port)
+    demo_run.check_port(host or settings.host, port or settings.port)
+
+    def run_demo(served: Settings) -> int:
+        return demo_run.run(
+            served,
+            base_url=base_url,
+            host=host,
+            port=port,
+            pay=pay,
+            organization_id=org,
+            echo=typer.echo,
+        )
+
+    if not devnet.needs_devnet(settings):
+        _first_start(settings, devnet_mode=False, base_url=base_url)
+        raise typer.Exit(run_demo(settings))
+    typer.echo("No chains configured: starting a local devnet (two anvil chains, test mode).")
+    with devnet.devnet_settings(settings) as with_devnet:
+        # The demo prints its own session's page and pay command; its log shows only problems.
+        _first_start(with_devnet, devnet_mode=True, base_url=base_url, log_hint=False)
+        code = run_demo(with_devnet)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -509,3 +625,43 @@ def api(
     configure_logging(settings.log_level)
     _prepare_database(settings)
     roles.run(roles.api(settings, host=host, port=port))
+
+
+# --- chainpay dev: helpers for developing against chainpay -----------------------------------
+
+dev_app = _Typer(help="Development helpers: a local webhook receiver.", no_args_is_help=True)
+app.add_typer(dev_app, name="dev")
+
+
+@dev_app.command("webhook-listen")
+def dev_webhook_listen(
+    port: int = typer.Option(
+        0,
+        "--port",
+        metavar="PORT",
+        min=0,
+        max=65535,
+        help="Port on 127.0.0.1 (default: a free one)",
+    ),
+    org: int | None = typer.Option(
+        None, "--org", metavar="ID", help="Organization id (default: the only one)"
+    ),
+) -> None:
+    """Receive webhooks on 127.0.0.1 as a test endpoint of the organization, printing each \
+delivery with its Standard Webhooks and QBitFlow v1 verification; Ctrl-C removes the endpoint."""
+    from chainpay import devnet, webhook_listen
+
+    settings = _settings()
+    _prepare_database(settings)
+    if not (settings.webhooks_allow_private or devnet.needs_devnet(settings)):
+        raise AppError(
+            "chainpay delivers webhooks to 127.0.0.1 only on the devnet (no chains configured) "
+            "or with CHAINPAY_WEBHOOKS_ALLOW_PRIVATE=true.\n"
+            "Set it (development only) for `chainpay serve` and for this command."
+        )
+    if not asyncio.run(bootstrap.has_organizations(settings)):
+        raise AppError(
+            "No organization here yet: start `chainpay serve` (or `chainpay demo`) in this "
+            "directory first."
+        )
+    asyncio.run(webhook_listen.listen(settings, port=port, organization_id=org, echo=typer.echo))

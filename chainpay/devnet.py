@@ -8,10 +8,12 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import httpx
+import structlog
 from sqlalchemy import select
 
 from chain.devnet import running_devnet, transfer, write_chains_file
 from core.chains import Chain, Token
+from core.checkout.context import CreatedSession
 from core.config import Settings
 from core.db import create_engine, create_sessionmaker
 from core.errors import AppError
@@ -19,6 +21,8 @@ from core.models import CheckoutSession, SessionQuote
 
 CHAINS_FILE = Path("chainpay-devnet.toml")
 STATE_DIR = Path(".chainpay-devnet")
+
+log = structlog.get_logger(__name__)
 
 
 def needs_devnet(settings: Settings) -> bool:
@@ -35,8 +39,30 @@ def devnet_settings(settings: Settings, *, block_time: float = 1.0) -> Iterator[
                 "chains_file": path,
                 "watcher_start_block": 0,
                 "watcher_poll_seconds": min(settings.watcher_poll_seconds, 1.0),
+                # Everything runs on this machine: webhooks may reach a local receiver
+                # (`chainpay dev webhook-listen`); only test chains exist, so only test events.
+                "webhooks_allow_private": True,
             }
         )
+
+
+def pay_command(session_uuid: str, chain_id: int, token: str) -> str:
+    """The command that pays a session on the devnet."""
+    return f"chainpay devnet pay {session_uuid} --chain {chain_id} --token {token}"
+
+
+def log_session_created(created: CreatedSession) -> None:
+    """On the devnet, each new test session's checkout URL and the command that pays it."""
+    if not created.test or not created.accepted:
+        return
+    chain_id, token = created.accepted[0]
+    log.info(
+        "devnet_session_created",
+        session_uuid=created.uuid,
+        organization_id=created.organization_id,
+        link=created.link,
+        pay_command=pay_command(created.uuid, chain_id, token),
+    )
 
 
 async def pay_session(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -29,7 +30,7 @@ from api.app import create_app
 from chain.watcher import ChainWatcher
 from chainpay import startup
 from chainpay.scheduler import JobScheduler, default_jobs
-from core.checkout.context import CheckoutContext
+from core.checkout.context import CheckoutContext, SessionCreatedHook
 from core.clock import Clock, DatabaseClock, SystemClock
 from core.config import Settings
 from core.db import create_engine, create_sessionmaker
@@ -304,14 +305,26 @@ async def telegram_bot(
             )
 
 
-async def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
+async def serve(
+    settings: Settings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    stop: asyncio.Event | None = None,
+    on_session_created: SessionCreatedHook | None = None,
+) -> None:
     """Everything in one asyncio process: the API, a watcher per chain, the webhook sender,
-    the periodic jobs and (with a token) the Telegram bot."""
-    stop = asyncio.Event()
+    the periodic jobs and (with a token) the Telegram bot.
+
+    `stop` (default: a new one) also ends it when set by the caller (`chainpay demo`);
+    `on_session_created` is told of each new session (the devnet's log line)."""
+    stop = stop if stop is not None else asyncio.Event()
     _stop_on_signals(stop)
     async with _process(settings) as (sessionmaker, context):
         if stop.is_set():
             return
+        if on_session_created is not None:
+            context = dataclasses.replace(context, on_session_created=on_session_created)
         sender = WebhookSender(sessionmaker, settings, clock=context.clock.now)
         # The API's commits wake the sender (same process).
         server = _api_server(settings, context, sessionmaker, host, port)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -12,6 +12,21 @@ from core.clock import Clock, SystemClock
 from core.config import Settings
 from core.subscriptions.policy import Policy
 from core.webhooks.ssrf import Resolve, system_resolve
+
+
+@dataclass(frozen=True)
+class CreatedSession:
+    """A session just created (its transaction committed), for `on_session_created`."""
+
+    uuid: str
+    link: str
+    test: bool
+    organization_id: int
+    # (chain id, token symbol) of each accepted token, in the order the amounts are listed.
+    accepted: tuple[tuple[int, str], ...]
+
+
+SessionCreatedHook = Callable[[CreatedSession], None]
 
 
 @dataclass(frozen=True)
@@ -30,6 +45,9 @@ class CheckoutContext:
     clock: Clock = field(default_factory=SystemClock, compare=False)
     # Subscriptions on the clock: renewal lead time and grace (core/subscriptions/lifecycle.py).
     subscription_policy: Policy = field(default_factory=Policy)
+    # Told of each new session once it is committed (the devnet's "how to pay it" log line);
+    # set by the composition root, None in production.
+    on_session_created: SessionCreatedHook | None = field(default=None, compare=False)
 
     @classmethod
     def from_settings(

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import simplejson
@@ -20,7 +21,7 @@ from core import tenancy
 from core.catalog import service as catalog_service
 from core.catalog.exceptions import CustomerNotFound, ProductNotFound
 from core.checkout import repository as checkout_repository
-from core.checkout.context import CheckoutContext
+from core.checkout.context import CheckoutContext, CreatedSession
 from core.checkout.exceptions import (
     NoAcceptedTokens,
     SessionNotFound,
@@ -44,6 +45,7 @@ from core.checkout.schemas import (
     TokenAmountOut,
 )
 from core.checkout.state import OPEN_STATUSES, SessionStatus
+from core.db import on_commit
 from core.errors import InvalidInput
 from core.events import service as events_service
 from core.events.canonical import json_number
@@ -228,6 +230,15 @@ async def create_session(
             )
         )
     await session.flush()
+    if context.on_session_created is not None:
+        created = CreatedSession(
+            uuid=checkout.uuid,
+            link=context.link(checkout.uuid),
+            test=checkout.test,
+            organization_id=checkout.organization_id,
+            accepted=tuple((q.token.chain_id, q.token.symbol) for q in quotes),
+        )
+        on_commit(session, partial(context.on_session_created, created))
     return checkout
 
 

@@ -26,8 +26,7 @@ async def create_session(
     body: SessionCreate, session: SessionDep, principal: CurrentPrincipal, context: CheckoutDep
 ) -> Response:
     """Create a one-time or subscription checkout session with its own deposit address."""
-    checkout = await checkout_service.create_session(session, principal, context, body)
-    return model_response(await checkout_service.link_view(session, context, checkout))
+    return model_response(await checkout_service.create_link(session, principal, context, body))
 
 
 @router.get(

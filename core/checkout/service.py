@@ -100,6 +100,33 @@ async def currencies_by_token(session: AsyncSession) -> dict[tuple[int, str], Cu
     return {(c.chain_id, c.contract.lower()): c for c in rows}
 
 
+_SYNCED_CURRENCIES = "chainpay.synced_currencies"
+
+
+async def currency_id(
+    session: AsyncSession, context: CheckoutContext, chain_id: int, contract: str
+) -> int:
+    """The Currency id of a configured token: read once per process (ids never change once
+    assigned), the row made first where the token is new."""
+    key = (chain_id, contract.lower())
+    if key in context.currency_ids:
+        return context.currency_ids[key]
+    sync = session.sync_session
+    currencies = await currencies_by_token(session)
+    if key not in currencies:
+        await sync_currencies(session, context)
+        currencies = await currencies_by_token(session)
+        sync.info[_SYNCED_CURRENCIES] = sync.get_transaction()
+    ids = {k: c.id for k, c in currencies.items()}
+    if sync.info.get(_SYNCED_CURRENCIES) is sync.get_transaction():
+        # This transaction inserted currency rows: they vanish if it rolls back, and a cached id
+        # of such a row would break every later step's foreign key. Cached once committed.
+        on_commit(session, partial(context.currency_ids.update, ids))
+    else:
+        context.currency_ids.update(ids)  # all committed rows: one read per process
+    return ids[key]
+
+
 async def create_session(
     session: AsyncSession,
     principal: Principal,
@@ -113,6 +140,32 @@ async def create_session(
     telegram_user_id: int | None = None,
 ) -> CheckoutSession:
     """A payable session with its own deposit address and exact per-token quotes."""
+    checkout, _ = await _create_session(
+        session,
+        principal,
+        context,
+        data,
+        source=source,
+        title=title,
+        message=message,
+        metadata=metadata,
+        telegram_user_id=telegram_user_id,
+    )
+    return checkout
+
+
+async def _create_session(
+    session: AsyncSession,
+    principal: Principal,
+    context: CheckoutContext,
+    data: SessionCreate,
+    *,
+    source: str = "api",
+    title: str | None = None,
+    message: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    telegram_user_id: int | None = None,
+) -> tuple[CheckoutSession, list[SessionQuote]]:
     kind, frequency, trial, min_periods = _subscription_terms(data)
     if data.webhook_url is not None:
         # Deliveries to it are checked again at connect time; refusing here tells the merchant.
@@ -172,9 +225,11 @@ async def create_session(
         session.add(product)
         await session.flush()
 
-    # Read before the address is allocated: from there to the commit the organization's address
+    # Known before the address is allocated: from there to the commit the organization's address
     # counter is locked (PostgreSQL's row lock), and every other creation waits for it.
-    currencies = await currencies_by_token(session)
+    currency_ids = [
+        await currency_id(session, context, q.token.chain_id, q.token.contract) for q in quotes
+    ]
     address = await wallet_service.allocate_address(session, principal.organization_id)
     now = context.clock.now()
     checkout = CheckoutSession(
@@ -211,16 +266,12 @@ async def create_session(
     )
     session.add(checkout)
     await session.flush()
-    for quote in quotes:
-        currency = currencies.get((quote.token.chain_id, quote.token.contract.lower()))
-        if currency is None:
-            await sync_currencies(session, context)
-            currencies = await currencies_by_token(session)
-            currency = currencies[(quote.token.chain_id, quote.token.contract.lower())]
-        session.add(
+    rows = []
+    for quote, currency in zip(quotes, currency_ids, strict=True):
+        rows.append(
             SessionQuote(
                 session_id=checkout.id,
-                currency_id=currency.id,
+                currency_id=currency,
                 chain_id=quote.token.chain_id,
                 token_contract=quote.token.contract,
                 token_symbol=quote.token.symbol,
@@ -229,6 +280,7 @@ async def create_session(
                 amount_base_units=quote.amount_base_units,
             )
         )
+    session.add_all(rows)
     await session.flush()
     if context.on_session_created is not None:
         created = CreatedSession(
@@ -239,7 +291,15 @@ async def create_session(
             accepted=tuple((q.token.chain_id, q.token.symbol) for q in quotes),
         )
         on_commit(session, partial(context.on_session_created, created))
-    return checkout
+    return checkout, rows
+
+
+async def create_link(
+    session: AsyncSession, principal: Principal, context: CheckoutContext, data: SessionCreate
+) -> LinkOut:
+    """A new session as the API answers its creation (its quotes as just written)."""
+    checkout, quotes = await _create_session(session, principal, context, data)
+    return await link_view(session, context, checkout, quotes=quotes)
 
 
 def _subscription_terms(data: SessionCreate) -> tuple[str, int | None, int | None, int | None]:
@@ -479,7 +539,11 @@ def currency_out(currency: Currency, context: CheckoutContext) -> CurrencyOut:
 
 
 async def link_view(
-    session: AsyncSession, context: CheckoutContext, checkout: CheckoutSession
+    session: AsyncSession,
+    context: CheckoutContext,
+    checkout: CheckoutSession,
+    *,
+    quotes: Sequence[SessionQuote] | None = None,
 ) -> LinkOut:
     return LinkOut(
         uuid=checkout.uuid,
@@ -488,7 +552,9 @@ async def link_view(
         expires_at=int(checkout.expires_at.timestamp()),
         bot_url=context.bot_url(checkout.bot_token),
         deposit_address=checkout.deposit_address,
-        amounts=amounts_out(context, await quotes_of(session, checkout)),
+        amounts=amounts_out(
+            context, quotes if quotes is not None else await quotes_of(session, checkout)
+        ),
         test=checkout.test,
     )
 

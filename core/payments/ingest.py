@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any
 
 from eth_hash.auto import keccak
@@ -18,7 +18,7 @@ from core.checkout import service as checkout_service
 from core.checkout import settlement
 from core.checkout.context import CheckoutContext
 from core.checkout.state import PaymentStatus
-from core.db import LOCK_CHUNK, chunks, insert_many, lock_where, on_commit
+from core.db import LOCK_CHUNK, chunks, insert_many, lock_where
 from core.models import ChainHead, CheckoutSession, Payment, Subscription
 from core.models.catalog import new_uuid
 from core.money import base_units_to_usd
@@ -116,7 +116,9 @@ async def apply_transfers(
                 "test": checkout.test,
                 "session_id": checkout.id,
                 "subscription_id": subscription_of.get(checkout.id),
-                "currency_id": await _currency_id(session, context, chain.id, token.contract),
+                "currency_id": await checkout_service.currency_id(
+                    session, context, chain.id, token.contract
+                ),
                 "chain_id": transfer.chain_id,
                 "tx_hash": key[1],
                 "log_index": transfer.log_index,
@@ -295,31 +297,6 @@ def checksum_address(address: str) -> str:
 
 
 _HEX_DIGITS = "0123456789abcdef"
-
-
-_SYNCED_CURRENCIES = "chainpay.synced_currencies"
-
-
-async def _currency_id(
-    session: AsyncSession, context: CheckoutContext, chain_id: int, contract: str
-) -> int:
-    key = (chain_id, contract.lower())
-    if key in context.currency_ids:
-        return context.currency_ids[key]
-    sync = session.sync_session
-    currencies = await checkout_service.currencies_by_token(session)
-    if key not in currencies:
-        await checkout_service.sync_currencies(session, context)
-        currencies = await checkout_service.currencies_by_token(session)
-        sync.info[_SYNCED_CURRENCIES] = sync.get_transaction()
-    ids = {k: c.id for k, c in currencies.items()}
-    if sync.info.get(_SYNCED_CURRENCIES) is sync.get_transaction():
-        # This transaction inserted currency rows: they vanish if it rolls back, and a cached id
-        # of such a row would break every later step's foreign key. Cached once committed.
-        on_commit(session, partial(context.currency_ids.update, ids))
-    else:
-        context.currency_ids.update(ids)  # all committed rows: one read per process
-    return ids[key]
 
 
 async def confirm_through(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,28 +58,28 @@ async def get_wallet(session: AsyncSession, principal: Principal) -> WalletAccou
     return account
 
 
+# Built once (every session creation runs it; building it cost more than running it).
+_TAKE_INDEX = (
+    update(WalletAccount)
+    .where(
+        WalletAccount.account_key
+        == select(OrganizationWallet.account_key)
+        .where(OrganizationWallet.organization_id == bindparam("org"))
+        .scalar_subquery(),
+        WalletAccount.organization_id == bindparam("org"),
+    )
+    .values(next_index=WalletAccount.next_index + 1)
+    .returning(WalletAccount.next_index, WalletAccount.xpub, WalletAccount.account_key)
+)
+
+
 async def allocate_address(session: AsyncSession, organization_id: int) -> DepositAddress:
     """The next deposit address of the organization, never handed out before.
 
     The index is taken with one UPDATE ... RETURNING: PostgreSQL's row lock (and SQLite's write
     lock) make concurrent callers wait for each other, so no two get the same index.
     """
-    current = (
-        select(OrganizationWallet.account_key)
-        .where(OrganizationWallet.organization_id == organization_id)
-        .scalar_subquery()
-    )
-    row = (
-        await session.execute(
-            update(WalletAccount)
-            .where(
-                WalletAccount.account_key == current,
-                WalletAccount.organization_id == organization_id,
-            )
-            .values(next_index=WalletAccount.next_index + 1)
-            .returning(WalletAccount.next_index, WalletAccount.xpub, WalletAccount.account_key)
-        )
-    ).first()
+    row = (await session.execute(_TAKE_INDEX, {"org": organization_id})).first()
     if row is None:
         raise WalletNotConfigured()
     index, xpub, key = int(row[0]) - 1, str(row[1]), str(row[2])

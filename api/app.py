@@ -10,6 +10,7 @@ from datetime import timedelta
 from fastapi import Depends, FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.checkout_page.view import STATIC_DIR, STATIC_URL
 from api.errors import install_error_handlers
 from api.guards import refuse_unstorable_parameters
 from api.middleware import (
@@ -109,6 +110,7 @@ def create_app(
         app.include_router(module.router, prefix="/v1")
     app.include_router(papaya.router, prefix="/api")
     app.include_router(pay.router)
+    app.mount(STATIC_URL, pay.PageStatic(directory=STATIC_DIR), name="checkout-static")
     install_openapi(app)
     install_docs(app)
 

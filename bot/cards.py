@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 
 import segno
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 from aiogram.utils.i18n import gettext as _
 
 from bot.callbacks import CardAction, PickChain, PickToken
@@ -240,6 +240,9 @@ def _keyboard(
         )
     if (card.is_open or renewal) and is_web_url(card.link):
         rows.append([InlineKeyboardButton(text=_("button.web_page"), url=card.link)])
+        # The same page inside Telegram (a Mini App): its signed initData binds the payer.
+        mini_app = WebAppInfo(url=card.link + "?tgWebApp=1")
+        rows.append([InlineKeyboardButton(text=_("button.mini_app"), web_app=mini_app)])
     if card.is_open:
         rows.append([_button(_("button.cancel"), sid, "cancel")])
     if status == SessionStatus.COMPLETED and not renewal and is_web_url(card.success_url):

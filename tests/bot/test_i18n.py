@@ -19,6 +19,8 @@ from core.checkout.state import SessionStatus
 from core.i18n import LANGUAGES, LOCALES_DIR
 
 BOT_DIR = Path(__file__).resolve().parents[2] / "bot"
+# The checkout page reads the same catalogs: its templates and code are scanned too.
+PAGE_DIR = Path(__file__).resolve().parents[2] / "api" / "checkout_page"
 SUBSCRIPTION_STATUSES = ("trial", "active", "past_due", "cancelled", "expired")
 MERCHANT_EVENTS = (
     "session.completed",
@@ -41,13 +43,15 @@ def placeholders(text: str) -> set[str]:
 
 
 def keys_in_code() -> set[str]:
-    """Literal keys the bot's code passes to gettext, and the families it builds from values."""
+    """Literal keys the bot's code and the checkout page pass to gettext, and the families
+    they build from values."""
     prefixes = {key.split(".")[0] for key in catalog("en")}
     literal = re.compile(r'"((?:' + "|".join(sorted(prefixes)) + r')\.[A-Za-z_.]+)"')
     found = set()
-    for path in BOT_DIR.rglob("*.py"):
+    sources = [*BOT_DIR.rglob("*.py"), *PAGE_DIR.rglob("*.py"), *PAGE_DIR.rglob("*.html")]
+    for path in sources:
         for key in literal.findall(path.read_text()):
-            if not key.endswith((".", "_")):
+            if not key.endswith((".", "_", ".html")):  # (a template's name is no key)
                 found.add(key)
     found |= {f"status.{s.value}" for s in SessionStatus}
     found |= {f"card.subscription_{s}" for s in SUBSCRIPTION_STATUSES}
@@ -60,6 +64,11 @@ def keys_in_code() -> set[str]:
     found |= {f"answer.reminders_{state}" for state in ("on", "off")}
     found |= {f"subscriptions.reminders_{state}" for state in ("on", "off")}
     return found
+
+
+def test_the_checkout_page_keys_are_scanned() -> None:
+    used = keys_in_code()
+    assert {"page.copy", "page.not_found_title", "card.status_partial", "card.warnings"} <= used
 
 
 def test_every_key_the_code_uses_is_translated_in_every_language() -> None:

@@ -90,6 +90,9 @@ async def test_one_time_payment_from_start_to_completed_card(
         chains = [b for b in buttons(sent) if b.get("callback_data", "").startswith("pc:")]
         assert [b["text"] for b in chains] == [c.name for c in bot.context.registry.chains.values()]
         assert (await bot.reload(checkout.id)).telegram_user_id == 7001
+        # The checkout page as a Mini App, inside Telegram.
+        mini_apps = [b["web_app"]["url"] for b in buttons(sent) if "web_app" in b]
+        assert mini_apps == [f"{bot.context.link(checkout.uuid)}?tgWebApp=1"]
 
         message_id = sent.result["message_id"]
         mark = fake.mark()

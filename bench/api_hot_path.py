@@ -2,6 +2,7 @@
 
     python bench/api_hot_path.py [--duration 10] [--connections 1,16]
                                  [--database-url postgresql+asyncpg://user@host:port/db]
+                                 [--json PATH]
 
 Two servers, each a real subprocess under uvicorn on 127.0.0.1:
   (a) bare: a FastAPI app answering a constant JSON on GET and POST of the same paths;
@@ -18,7 +19,8 @@ Three requests, each with the X-API-Key header (the bare app ignores it):
 alternating so drift hits both alike. Prints requests/s, p50, p99, socket errors and timeouts,
 non-2xx answers (wrk counts them; none are expected) and the ratio chainpay / bare of
 requests/s, then checks that the deposit addresses handed out are unique and gap-free. Writes
-the rows into bench/results.json under "api" -> the database kind (other keys are kept).
+the rows into bench/results.json under "api" -> the database kind (other keys are kept), or
+with --json PATH that section alone into PATH (bench/results.json untouched; `python -m bench`).
 
 Every figure is a ratio against the bare endpoint measured in the same run: the machine is
 shared (the CPU time the hypervisor took meanwhile, "steal", is printed with each run).
@@ -258,6 +260,12 @@ def main() -> None:
     parser.add_argument(
         "--only", default=None, help="Comma-separated subset of: create,get,products"
     )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="Write this run's section here instead of into bench/results.json",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install wrk")
@@ -449,10 +457,7 @@ def main() -> None:
             if pg_name is not None and not args.keep:
                 asyncio.run(drop_postgres_database(args.database_url, pg_name))
 
-    existing: dict[str, Any] = {}
-    if RESULTS.exists():
-        existing = json.loads(RESULTS.read_text())
-    existing.setdefault("api", {})[kind] = {
+    section = {
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {
             "arch": platform.machine(),
@@ -463,6 +468,14 @@ def main() -> None:
         "addresses": check,
         "rows": rows,
     }
+    if args.json is not None:
+        args.json.write_text(json.dumps(section, indent=2) + "\n")
+        print(f"written to {args.json}")
+        return
+    existing: dict[str, Any] = {}
+    if RESULTS.exists():
+        existing = json.loads(RESULTS.read_text())
+    existing.setdefault("api", {})[kind] = section
     RESULTS.write_text(json.dumps(existing, indent=2) + "\n")
     print(f"written to {RESULTS}")
 

@@ -1,6 +1,6 @@
 """Benchmark: updates per second through chainpay's bot against aiogram's minimal echo bot.
 
-    python bench/bot_updates.py [--updates 2000] [--database-url URL] [--rounds 3]
+    python bench/bot_updates.py [--updates 2000] [--database-url URL] [--rounds 3] [--json PATH]
 
 Both run the real aiogram polling loop against the fake Bot API server (tests/harness, real
 HTTP on loopback), fed the same number of text updates from distinct users:
@@ -9,7 +9,8 @@ HTTP on loopback), fed the same number of text updates from distinct users:
     the event consumer and the outbox sender beside it) answering `/help` from each user; the
     users write once untimed (first contact makes their row), then the timed pass.
 Timed from the first update fed to the last answer recorded by the server; b/a per round and
-the median. The fake server is shared by both and costs the same in each.
+the median. The fake server is shared by both and costs the same in each. `--json PATH` writes
+the figures machine-readably (for `python -m bench`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import platform
 import statistics
@@ -102,6 +104,7 @@ async def main() -> None:
     parser.add_argument("--updates", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here (JSON)")
     args = parser.parse_args()
     database_url = args.database_url or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bot.db'}"
     await asyncio.to_thread(upgrade, database_url)
@@ -110,6 +113,7 @@ async def main() -> None:
         f"{platform.python_version()}, {database_url.split(':')[0]}, {args.updates} updates a run"
     )
     ratios = []
+    rounds = []
     with fake_telegram(TOKEN) as (base, fake):
         for round_ in range(args.rounds):
             stolen = steal_seconds()
@@ -120,12 +124,39 @@ async def main() -> None:
             stolen = steal_seconds() - stolen
             ratio = (args.updates / b) / (args.updates / a)
             ratios.append(ratio)
+            rounds.append(
+                {
+                    "echo_updates_per_s": round(args.updates / a, 1),
+                    "chainpay_updates_per_s": round(args.updates / b, 1),
+                    "ratio": round(ratio, 4),
+                    "steal_s": round(stolen, 2),
+                }
+            )
             print(
                 f"round {round_ + 1}: (a) echo bot {args.updates / a:,.0f} updates/s, "
                 f"(b) chainpay {args.updates / b:,.0f} updates/s, b/a = {ratio:.2f} "
                 f"(steal {stolen:.2f} s)"
             )
     print(f"b/a median over {len(ratios)} rounds = {statistics.median(ratios):.2f}")
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "database": database_url.split(":")[0].split("+")[0],
+                    "parameters": {"updates": args.updates, "rounds": args.rounds},
+                    "echo_updates_per_s_median": statistics.median(
+                        r["echo_updates_per_s"] for r in rounds
+                    ),
+                    "chainpay_updates_per_s_median": statistics.median(
+                        r["chainpay_updates_per_s"] for r in rounds
+                    ),
+                    "ratio_median": round(statistics.median(ratios), 4),
+                    "rounds": rounds,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Benchmark: the watcher's backfill against a plain eth_getLogs fetch, and detection latency.
 
     python bench/watcher_backfill.py [--database-url URL] [--logs 20000] [--open 100000]
-                                     [--matching 200] [--rounds 5] [--payments 100] [--no-latency]
+                                     [--matching 200] [--rounds 5] [--payments 200]
+                                     [--no-latency | --no-scan] [--json PATH]
 
 (a) baseline: one eth_getLogs over the range with httpx + JSON parse, nothing else (best of 6:
     three just before (b), three just after);
@@ -21,8 +22,11 @@
 Each of --rounds rounds per way makes a new range (its own paying logs) and times (a) and (b) on
 it; prints logs/s for both, b/a per round and its median per way (goal >= 0.5), and the CPU time
 the hypervisor took meanwhile (steal): on a shared virtual machine single rounds move by +-30 %.
-Then the detection latency on a devnet with 1 s blocks: from the block that makes a payment
-final appearing, to its session `completed` in the database (p50, p99 over --payments payments).
+Then the detection latency on a devnet with 1 s blocks, the watcher and the webhook sender in one
+process as `chainpay serve` runs them: from the block that makes a payment final appearing, to
+its session `completed` in the database, and to its `session.completed` webhook received and
+verified (standardwebhooks) by a local HTTP receiver (p50, p99 over --payments payments).
+`--json PATH` writes the figures machine-readably (for `python -m bench`).
 """
 
 from __future__ import annotations
@@ -30,20 +34,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import os
 import platform
 import secrets
+import socket
 import statistics
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
+from aiohttp import web
 from eth_utils import to_checksum_address
 from machine import steal_seconds  # bench/machine.py
 from sqlalchemy import insert, select, text
+from standardwebhooks import Webhook, WebhookVerificationError
 from web3 import Web3
 
 from chain.devnet import DEV_ACCOUNT, running_devnet, token_contract, transfer
@@ -55,9 +65,11 @@ from core.chains import ChainConfig, TokenConfig
 from core.checkout.context import CheckoutContext
 from core.config import Settings
 from core.db import create_engine, create_sessionmaker, transaction
-from core.models import CheckoutSession, DepositAddress
+from core.models import CheckoutSession, DepositAddress, WebhookEndpoint
 from core.wallet import service as wallet_service
 from core.wallet.derivation import account_xpub_from_mnemonic, generate_dev_mnemonic
+from core.webhooks.crypto import SecretBox, new_secret
+from core.webhooks.sender import WebhookSender
 
 CHAIN = 31337
 # The latency devnet is a new chain: on PostgreSQL it shares the database with the backfill
@@ -65,10 +77,16 @@ CHAIN = 31337
 LATENCY_CHAIN = 31340
 ONE_REQUEST = "one request"
 OWN_RANGES = "its own ranges"
+SECRET_KEY = "bench passphrase, not a real key"
 
 
 def settings_for(
-    database_url: str, rpc_url: str, token: str, confirmations: int = 2, chain_id: int = CHAIN
+    database_url: str,
+    rpc_url: str,
+    token: str,
+    confirmations: int = 2,
+    chain_id: int = CHAIN,
+    **overrides: Any,
 ) -> Settings:
     chain = ChainConfig(
         id=chain_id,
@@ -77,7 +95,7 @@ def settings_for(
         test=True,
         tokens=(TokenConfig(symbol="USDT", contract=token, decimals=6),),
     )
-    return Settings(database_url=database_url, chains=[chain])
+    return Settings(database_url=database_url, chains=[chain], **overrides)
 
 
 async def open_sessions(database_url: str, count: int) -> list[str]:
@@ -225,27 +243,135 @@ async def scan(watcher: ChainWatcher) -> tuple[float, int]:
     return time.perf_counter() - started, steps
 
 
-async def latency(database_url: str, payments: int) -> list[float]:
+class VerifyingReceiver:
+    """The merchant: an HTTP server on loopback in a thread of its own (own event loop), which
+    verifies every delivery with standardwebhooks and notes when each session's
+    `session.completed` was received and verified (time.time(), the clock of `appeared`)."""
+
+    def __init__(self, secret: str) -> None:
+        self.webhook = Webhook(secret)
+        self.completed: dict[str, float] = {}  # session uuid -> verified at
+        self.received = 0
+        self.rejected = 0
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/merchant"
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._done: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            payload = self.webhook.verify(body, dict(request.headers))
+        except WebhookVerificationError:
+            with self._lock:
+                self.rejected += 1
+            return web.Response(status=400, text="bad signature")
+        verified_at = time.time()
+        with self._lock:
+            self.received += 1
+            if payload.get("type") == "session.completed":
+                self.completed.setdefault(str(payload["uuid"]), verified_at)
+        return web.Response(text="ok")
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._done = asyncio.Event()
+        app = web.Application()
+        app.router.add_route("POST", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", self.port).start()
+        self._started.set()
+        await self._done.wait()
+        await runner.cleanup()
+
+    def __enter__(self) -> VerifyingReceiver:
+        self._thread.start()
+        if not self._started.wait(10):
+            raise RuntimeError("webhook receiver did not start")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        assert self._loop is not None
+        assert self._done is not None
+        self._loop.call_soon_threadsafe(self._done.set)
+        self._thread.join(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentiles(samples: list[float]) -> dict[str, Any]:
+    """count, p50 and p99 in seconds (None without samples)."""
+    ordered = sorted(samples)
+    if not ordered:
+        return {"count": 0, "p50_s": None, "p99_s": None}
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return {
+        "count": len(ordered),
+        "p50_s": round(statistics.median(ordered), 4),
+        "p99_s": round(p99, 4),
+    }
+
+
+async def latency(database_url: str, payments: int) -> dict[str, Any]:
+    """Detection latency, to the database row and to the verified webhook, in seconds."""
     with running_devnet(((LATENCY_CHAIN, 6),), block_time=1) as devnet:
         node = devnet.node(LATENCY_CHAIN)
         token = devnet.tokens[LATENCY_CHAIN][0]
         settings = settings_for(
-            database_url, node.rpc_url, token, confirmations=2, chain_id=LATENCY_CHAIN
+            database_url,
+            node.rpc_url,
+            token,
+            confirmations=2,
+            chain_id=LATENCY_CHAIN,
+            secret_key=SECRET_KEY,
+            secret_key_file=Path(tempfile.mkdtemp()) / "unused.key",
+            webhooks_allow_private=True,  # the receiver is on loopback
         )
         addresses = await open_sessions(database_url, payments)
         engine = create_engine(database_url)
+        sessionmaker = create_sessionmaker(engine)
+        async with sessionmaker() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        CheckoutSession.uuid,
+                        CheckoutSession.deposit_address,
+                        CheckoutSession.organization_id,
+                    ).where(CheckoutSession.deposit_address.in_(addresses))
+                )
+            ).all()
+        uuid_of = {address: uuid for uuid, address, _ in rows}
+        secret = new_secret()
+        receiver = VerifyingReceiver(secret)
+        async with transaction(sessionmaker) as session:
+            session.add(
+                WebhookEndpoint(
+                    organization_id=rows[0][2],
+                    test=True,
+                    url=receiver.url,
+                    secret_encrypted=SecretBox.from_settings(settings).encrypt(secret),
+                )
+            )
         stop = asyncio.Event()
         context = CheckoutContext.from_settings(settings)
         start_block = int(node.rpc("eth_blockNumber"), 16)
         watcher = ChainWatcher(
             context.registry.chains[LATENCY_CHAIN],
-            create_sessionmaker(engine),
+            sessionmaker,
             context,
             start_block=start_block,
             poll_interval=0.1,
             owner=f"bench-{secrets.token_hex(3)}",
         )
-        task = asyncio.create_task(watcher.run(stop))
+        sender = WebhookSender(sessionmaker, settings)
         appeared: dict[int, float] = {}
         done: dict[str, float] = {}
 
@@ -270,37 +396,42 @@ async def latency(database_url: str, payments: int) -> list[float]:
                         appeared[number] = now
                     await asyncio.sleep(0.01)
 
-        blocks_task = asyncio.create_task(watch_blocks())
-        receipts: dict[str, int] = {}
-        w3 = Web3(Web3.HTTPProvider(node.rpc_url))
-        for i, address in enumerate(addresses):
-            tx = transfer(node.rpc_url, token, address, 1_000_000, wait=False)
-            receipts[address] = 0
-            if i % 5 == 4:
-                await asyncio.sleep(1.0)  # about five payments per block
-            _ = tx
-        deadline = time.monotonic() + 120
-        sessionmaker = create_sessionmaker(engine)
-        while len(done) < len(addresses) and time.monotonic() < deadline:
-            async with sessionmaker() as session:
-                rows = (
-                    await session.execute(
-                        select(CheckoutSession.deposit_address, CheckoutSession.completed_at).where(
-                            CheckoutSession.deposit_address.in_(
-                                [a for a in addresses if a not in done]
-                            ),
-                            CheckoutSession.status == "completed",
+        with receiver:
+            task = asyncio.create_task(watcher.run(stop))
+            sending = asyncio.create_task(sender.run(stop))
+            blocks_task = asyncio.create_task(watch_blocks())
+            w3 = Web3(Web3.HTTPProvider(node.rpc_url))
+            for i, address in enumerate(addresses):
+                transfer(node.rpc_url, token, address, 1_000_000, wait=False)
+                if i % 5 == 4:
+                    await asyncio.sleep(1.0)  # about five payments per block
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and (
+                len(done) < len(addresses) or len(receiver.completed) < len(addresses)
+            ):
+                async with sessionmaker() as session:
+                    completed = (
+                        await session.execute(
+                            select(
+                                CheckoutSession.deposit_address, CheckoutSession.completed_at
+                            ).where(
+                                CheckoutSession.deposit_address.in_(
+                                    [a for a in addresses if a not in done]
+                                ),
+                                CheckoutSession.status == "completed",
+                            )
                         )
-                    )
-                ).all()
-            for address, completed_at in rows:
-                if completed_at is not None:
-                    done[address] = completed_at.timestamp()
-            await asyncio.sleep(0.2)
-        stop.set()
-        await task
-        await blocks_task
-        samples = []
+                    ).all()
+                for address, completed_at in completed:
+                    if completed_at is not None:
+                        done[address] = completed_at.timestamp()
+                await asyncio.sleep(0.2)
+            stop.set()
+            await task
+            await sending
+            await blocks_task
+        to_row: list[float] = []
+        to_webhook: list[float] = []
         for address in addresses:
             logs = w3.eth.get_logs(
                 {
@@ -310,45 +441,37 @@ async def latency(database_url: str, payments: int) -> list[float]:
                     "topics": [TRANSFER_TOPIC, None, "0x" + "00" * 12 + address[2:].lower()],
                 }
             )
-            if not logs or address not in done:
+            if not logs:
                 continue
             final_block = logs[0]["blockNumber"] + 2 - 1
-            if final_block in appeared:
-                samples.append(done[address] - appeared[final_block])
+            if final_block not in appeared:
+                continue
+            if address in done:
+                to_row.append(done[address] - appeared[final_block])
+            verified_at = receiver.completed.get(uuid_of[address])
+            if verified_at is not None:
+                to_webhook.append(verified_at - appeared[final_block])
         await engine.dispose()
-        return samples
+        return {
+            "payments": len(addresses),
+            "block_time_s": 1,
+            "confirmations": 2,
+            "to_database": percentiles(to_row),
+            "to_webhook_verified": percentiles(to_webhook),
+            "webhooks_received": receiver.received,
+            "webhooks_rejected": receiver.rejected,
+        }
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--database-url", default=None)
-    parser.add_argument("--logs", type=int, default=20_000)
-    parser.add_argument("--open", type=int, default=100_000)
-    parser.add_argument("--matching", type=int, default=200, help="logs that pay an open session")
-    parser.add_argument(
-        "--rounds", type=int, default=5, help="timed scans per way, each of a new range"
-    )
-    parser.add_argument("--payments", type=int, default=100, help="payments for the latency run")
-    parser.add_argument("--no-latency", action="store_true", help="skip the latency run")
-    parser.add_argument(
-        "--log-level", default="info", help="as `chainpay serve --log-level` (its JSON lines)"
-    )
-    args = parser.parse_args()
-    # As in production: `serve` logs one JSON line per payment and status change.
-    configure_logging(args.log_level)
-    workdir = Path(tempfile.mkdtemp())
-    database_url = args.database_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-    await asyncio.to_thread(upgrade, database_url)
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {database_url.split(':')[0]}"
-    )
-
+async def backfill(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
+    """The timed scans: b/a per round and way, with the figures behind each."""
     with running_devnet(((CHAIN, 6),)) as devnet:
         node = devnet.node(CHAIN)
         token = devnet.tokens[CHAIN][0]
         t0 = time.perf_counter()
         open_addresses = await open_sessions(database_url, args.open)
-        print(f"opened {len(open_addresses)} sessions in {time.perf_counter() - t0:.1f} s")
+        opened_s = time.perf_counter() - t0
+        print(f"opened {len(open_addresses)} sessions in {opened_s:.1f} s")
         await analyze(database_url)
         settings = settings_for(database_url, node.rpc_url, token, confirmations=1)
         engine = create_engine(database_url)
@@ -363,6 +486,7 @@ async def main() -> None:
             chunk_blocks=warm_last - warm_first + 1,
             max_chunk_blocks=10_000,
         )
+        rounds: dict[str, list[dict[str, Any]]] = {ONE_REQUEST: [], OWN_RANGES: []}
         try:
             t0 = time.perf_counter()
             loaded = await watcher.warm_up()
@@ -377,7 +501,6 @@ async def main() -> None:
                 f"dense range without payments ({args.logs} logs, untimed): {dense:.3f} s in "
                 f"{steps} steps; the sizer now asks for {watcher.sizer.size} blocks at a time"
             )
-            ratios: dict[str, list[float]] = {ONE_REQUEST: [], OWN_RANGES: []}
             for round_ in range(2 * args.rounds):
                 way = ONE_REQUEST if round_ % 2 == 0 else OWN_RANGES
                 matching = open_addresses[round_ * args.matching : (round_ + 1) * args.matching]
@@ -399,7 +522,17 @@ async def main() -> None:
                 base_times = [elapsed for _, elapsed in before + after]
                 a = n / min(base_times)
                 b = n / scanned
-                ratios[way].append(b / a)
+                rounds[way].append(
+                    {
+                        "logs": n,
+                        "matching": len(matching),
+                        "steps": steps,
+                        "baseline_logs_per_s": round(a, 1),
+                        "watcher_logs_per_s": round(b, 1),
+                        "ratio": round(b / a, 4),
+                        "steal_s": round(stolen, 2),
+                    }
+                )
                 print(
                     f"  (a) plain eth_getLogs + JSON parse: {n} logs in {min(base_times):.3f} s "
                     f"= {a:,.0f} logs/s"
@@ -413,31 +546,102 @@ async def main() -> None:
         finally:
             await watcher.close()
             await engine.dispose()
-        for way, values in ratios.items():
-            if values:
-                print(
-                    f"b/a ({way}) median over {len(values)} rounds = "
-                    f"{statistics.median(values):.2f}  (min {min(values):.2f}, "
-                    f"max {max(values):.2f}; goal >= 0.5)"
-                )
-
-    if args.no_latency:
-        return
-    latency_url = (
-        database_url if args.database_url else f"sqlite+aiosqlite:///{workdir / 'latency.db'}"
-    )
-    if args.database_url is None:
-        await asyncio.to_thread(upgrade, latency_url)
-    samples = await latency(latency_url, args.payments)
-    if samples:
-        samples.sort()
-        p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+    ways: dict[str, Any] = {}
+    for way, measured in rounds.items():
+        if not measured:
+            continue
+        values = [r["ratio"] for r in measured]
         print(
-            f"detection latency over {len(samples)} payments (1 s blocks, 2 confirmations): "
-            f"p50 {statistics.median(samples):.3f} s, p99 {p99:.3f} s"
+            f"b/a ({way}) median over {len(values)} rounds = "
+            f"{statistics.median(values):.2f}  (min {min(values):.2f}, "
+            f"max {max(values):.2f}; goal >= 0.5)"
         )
-    else:
-        print("detection latency: no payment completed in time (nothing to report)")
+        ways[way] = {
+            "ratio_median": round(statistics.median(values), 4),
+            "baseline_logs_per_s_median": statistics.median(
+                r["baseline_logs_per_s"] for r in measured
+            ),
+            "watcher_logs_per_s_median": statistics.median(
+                r["watcher_logs_per_s"] for r in measured
+            ),
+            "rounds": measured,
+        }
+    return {
+        "open_setup_s": round(opened_s, 1),
+        "warm_up_first_step_s": round(first_step, 3),
+        "ways": ways,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--logs", type=int, default=20_000)
+    parser.add_argument("--open", type=int, default=100_000)
+    parser.add_argument("--matching", type=int, default=200, help="logs that pay an open session")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="timed scans per way, each of a new range"
+    )
+    parser.add_argument("--payments", type=int, default=200, help="payments for the latency run")
+    skip = parser.add_mutually_exclusive_group()
+    skip.add_argument("--no-latency", action="store_true", help="skip the latency run")
+    skip.add_argument("--no-scan", action="store_true", help="only the latency run")
+    parser.add_argument(
+        "--log-level", default="info", help="as `chainpay serve --log-level` (its JSON lines)"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here (JSON)")
+    args = parser.parse_args()
+    # As in production: `serve` logs one JSON line per payment and status change.
+    configure_logging(args.log_level)
+    workdir = Path(tempfile.mkdtemp())
+    database_url = args.database_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+    await asyncio.to_thread(upgrade, database_url)
+    kind = "postgresql" if database_url.startswith("postgresql") else "sqlite"
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, {kind}"
+    )
+    results: dict[str, Any] = {
+        "database": kind,
+        "parameters": {"log_level": args.log_level},
+    }
+    if not args.no_scan:
+        results["parameters"] |= {
+            "logs": args.logs,
+            "open": args.open,
+            "matching": args.matching,
+            "rounds": args.rounds,
+        }
+        results["scan"] = await backfill(args, database_url)
+
+    if not args.no_latency:
+        latency_url = (
+            database_url if args.database_url else f"sqlite+aiosqlite:///{workdir / 'latency.db'}"
+        )
+        if args.database_url is None:
+            await asyncio.to_thread(upgrade, latency_url)
+        results["parameters"]["payments"] = args.payments
+        measured = await latency(latency_url, args.payments)
+        results["latency"] = measured
+        for label, key in (
+            ("database row", "to_database"),
+            ("webhook verified", "to_webhook_verified"),
+        ):
+            figures = measured[key]
+            if figures["count"]:
+                print(
+                    f"latency to the {label} over {figures['count']} of {args.payments} payments "
+                    f"(1 s blocks, 2 confirmations): p50 {figures['p50_s']:.3f} s, "
+                    f"p99 {figures['p99_s']:.3f} s"
+                )
+            else:
+                print(f"latency to the {label}: no payment completed in time")
+        print(
+            f"webhooks received and verified: {measured['webhooks_received']}, "
+            f"rejected (bad signature): {measured['webhooks_rejected']}"
+        )
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Benchmark: webhook deliveries per second, and what one endpoint that never answers costs.
 
-    python bench/webhook_delivery.py [--deliveries 4000] [--runs 5] [--postgres URL]
+    python bench/webhook_delivery.py [--deliveries 4000] [--runs 5] [--postgres URL] [--json PATH]
 
 Four scenarios, each on a fresh database with the deliveries queued beforehand (not timed):
   1 endpoint;  50 endpoints;  the same two plus one endpoint that never answers (subscribed to
@@ -12,13 +12,15 @@ open and never answers). Prints deliveries/s and the ratio with/without the dead
 
 Each run also prints the CPU time the hypervisor took from this machine meanwhile ("steal",
 from /proc/stat): on a shared virtual machine that, not the scenario, moves single runs by
-+-20 %, hence alternated scenarios and medians over several runs.
++-20 %, hence alternated scenarios and medians over several runs. `--json PATH` writes the
+figures machine-readably (for `python -m bench`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import os
 import platform
@@ -29,6 +31,7 @@ import tempfile
 import time
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from machine import steal_seconds  # bench/machine.py
@@ -211,12 +214,14 @@ def main() -> None:
         help="A PostgreSQL server (postgresql://user@host:port/db): a fresh database per run "
         "(default: a fresh SQLite file per run)",
     )
+    parser.add_argument("--json", type=Path, default=None, help="Write the figures here (JSON)")
     args = parser.parse_args()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     print(f"database: {'PostgreSQL' if args.postgres else 'SQLite'} (a fresh one per run)")
     results: dict[tuple[int, bool], list[float]] = {}
+    steal: dict[tuple[int, bool], list[float]] = {}
     for _ in range(args.runs):
         for endpoints in (1, 50):
             for dead in (False, True):  # alternate, so drift hits both sides alike
@@ -224,9 +229,11 @@ def main() -> None:
                 rate = run_scenario(args, endpoints, dead)
                 stolen = steal_seconds() - stolen
                 results.setdefault((endpoints, dead), []).append(rate)
+                steal.setdefault((endpoints, dead), []).append(round(stolen, 2))
                 label = f"{endpoints:>2} endpoint(s){' + 1 dead' if dead else ''}"
                 print(f"  {label:<26} {rate:8.0f} deliveries/s   (steal {stolen:4.1f} s)")
     print("median over runs:")
+    scenarios: list[dict[str, Any]] = []
     for endpoints in (1, 50):
         plain = statistics.median(results[(endpoints, False)])
         with_dead = statistics.median(results[(endpoints, True)])
@@ -234,6 +241,29 @@ def main() -> None:
         print(
             f"  {endpoints:>2} endpoint(s): {plain:8.0f}/s alone, {with_dead:8.0f}/s with a dead "
             f"endpoint: ratio {with_dead / plain:.2f} ({verdict}, goal >= 0.90)"
+        )
+        scenarios.append(
+            {
+                "endpoints": endpoints,
+                "alone_per_s_median": round(plain, 1),
+                "with_dead_per_s_median": round(with_dead, 1),
+                "ratio": round(with_dead / plain, 4),
+                "alone_per_s": [round(r, 1) for r in results[(endpoints, False)]],
+                "with_dead_per_s": [round(r, 1) for r in results[(endpoints, True)]],
+                "steal_s": steal[(endpoints, False)] + steal[(endpoints, True)],
+            }
+        )
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "database": "postgresql" if args.postgres else "sqlite",
+                    "parameters": {"deliveries": args.deliveries, "runs": args.runs},
+                    "scenarios": scenarios,
+                },
+                indent=2,
+            )
+            + "\n"
         )
 
 

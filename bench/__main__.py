@@ -1,6 +1,6 @@
 """Every benchmark in one run: one table of ratios against baselines measured in the same run.
 
-    python -m bench [--only api,watcher,latency,webhooks,bot] [--quick] [--large]
+    python -m bench [--only api,watcher,latency,webhooks,bot,scale-out] [--quick] [--large]
                     [--database-url postgresql+asyncpg://user@host:port/db] [--no-postgres]
                     [--output bench/results.json]
 
@@ -20,7 +20,10 @@ above it. The benchmarks (issue 16):
   webhooks  bench/webhook_delivery.py: deliveries/s with 1 and 50 endpoints, alone and beside
             an endpoint that never answers (SQLite);
   bot       bench/bot_updates.py: updates/s through chainpay's bot vs aiogram's echo bot on the
-            same fake Bot API server (SQLite).
+            same fake Bot API server (SQLite);
+  scale-out bench/scale_out.py: 2 api (behind a round-robin proxy) + 2 worker + 2 watcher vs
+            one `chainpay serve`: sessions created/s, last payment to last webhook (PostgreSQL
+            only: skipped without a server).
 api, watcher and latency run on SQLite and, when a PostgreSQL server is given (--database-url,
 or else CHAINPAY_TEST_POSTGRES_URL), on a fresh database on it too (dropped afterwards).
 `--quick` shrinks every duration and size so that the whole table appears in a few minutes: it
@@ -52,7 +55,7 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-BENCHMARKS = ("api", "watcher", "latency", "webhooks", "bot")
+BENCHMARKS = ("api", "watcher", "latency", "webhooks", "bot", "scale-out")
 FULL: dict[str, Any] = {
     "api": {"duration": 10, "connections": "1,16"},
     "watcher": {"logs": 20_000, "rounds": 5, "matching": 200, "open": [1_000, 100_000]},
@@ -60,6 +63,7 @@ FULL: dict[str, Any] = {
     "latency": {"payments": 200},
     "webhooks": {"deliveries": 4000, "runs": 5},
     "bot": {"updates": 2000, "rounds": 3},
+    "scale-out": {"sessions": 500, "runs": 1},
 }
 QUICK: dict[str, Any] = {
     "api": {"duration": 2, "connections": "1,16"},
@@ -68,6 +72,7 @@ QUICK: dict[str, Any] = {
     "latency": {"payments": 20},
     "webhooks": {"deliveries": 200, "runs": 1},
     "bot": {"updates": 100, "rounds": 1},
+    "scale-out": {"sessions": 50, "runs": 1},
 }
 API_LABELS = {
     "create": "POST session-checkout",
@@ -275,6 +280,25 @@ def plan(args: argparse.Namespace, sizes: dict[str, Any], postgres: str | None) 
                     ["--updates", str(bot["updates"]), "--rounds", str(bot["rounds"])],
                 )
             )
+        elif benchmark == "scale-out" and postgres:
+            # The roles need PostgreSQL; the script makes a database per run on the server.
+            out = sizes["scale-out"]
+            jobs.append(
+                Job(
+                    "scale-out",
+                    "postgresql",
+                    "",
+                    "scale_out.py",
+                    [
+                        "--sessions",
+                        str(out["sessions"]),
+                        "--runs",
+                        str(out["runs"]),
+                        "--postgres",
+                        plain_url(postgres),
+                    ],
+                )
+            )
     return jobs
 
 
@@ -412,6 +436,25 @@ def rows_of(job: Job) -> Iterator[list[str]]:
                 _ratio(scenario["ratio"]),
                 "≥ 0.9",
             ]
+    elif job.benchmark == "scale-out":
+        median = result["median"]
+        created, latency = median["sessions_created_per_s"], median["last_mined_to_last_delivery_s"]
+        sessions = result["parameters"]["sessions"]
+        correct = "every promise held" if result["correct"] else "BROKEN"
+        yield [
+            f"{sessions} sessions created through a proxy, 2 api + 2 worker + 2 watcher",
+            f"serve {_num(created['serve'])} sessions/s",
+            f"{_num(created['roles'])} sessions/s ({correct})",
+            _ratio(median["created_ratio_roles_over_serve"]),
+            "",
+        ]
+        yield [
+            "last payment mined to last webhook received (lower is better)",
+            f"serve {_num(latency['serve'], 2)} s",
+            f"{_num(latency['roles'], 2)} s",
+            _ratio(median["latency_ratio_roles_over_serve"]),
+            "",
+        ]
     elif job.benchmark == "bot":
         yield [
             f"{result['parameters']['updates']:,} /help updates from returning users",
@@ -463,6 +506,9 @@ def parameters_text(sizes: dict[str, Any], args: argparse.Namespace) -> list[str
         f"runs: {sizes['webhooks']['runs']} (medians); ratio = with / without the dead endpoint",
         "bot": f"{sizes['bot']['updates']:,} updates a round, rounds: {sizes['bot']['rounds']} "
         "(medians); ratio = chainpay updates/s / echo bot updates/s",
+        "scale-out": f"{sizes['scale-out']['sessions']} sessions, 16 clients through a "
+        "round-robin proxy, paid on 2 anvil chains (0.5 s blocks), 2 webhook endpoints, "
+        "PostgreSQL only; ratio = scaled-out roles / one `chainpay serve`",
     }
     return [f"  {name}: {text[name]}" for name in args.only]
 

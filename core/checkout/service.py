@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import simplejson
 import structlog
@@ -127,30 +127,25 @@ async def currency_id(
     return ids[key]
 
 
+class CreateOptions(TypedDict, total=False):
+    """Where a session comes from and what it carries besides the merchant's request."""
+
+    source: str
+    title: str | None
+    message: str | None
+    metadata: dict[str, Any] | None
+    telegram_user_id: int | None
+
+
 async def create_session(
     session: AsyncSession,
     principal: Principal,
     context: CheckoutContext,
     data: SessionCreate,
-    *,
-    source: str = "api",
-    title: str | None = None,
-    message: str | None = None,
-    metadata: dict[str, Any] | None = None,
-    telegram_user_id: int | None = None,
+    **options: Unpack[CreateOptions],
 ) -> CheckoutSession:
     """A payable session with its own deposit address and exact per-token quotes."""
-    checkout, _ = await _create_session(
-        session,
-        principal,
-        context,
-        data,
-        source=source,
-        title=title,
-        message=message,
-        metadata=metadata,
-        telegram_user_id=telegram_user_id,
-    )
+    checkout, _ = await _create_session(session, principal, context, data, **options)
     return checkout
 
 

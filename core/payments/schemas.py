@@ -28,7 +28,9 @@ class Transfer:
     final: bool
 
 
-class PaymentOut(CamelModel):
+class SdkPaymentFields(CamelModel):
+    """The fields QBitFlow SDK 1.1.0's Payment and SubscriptionHistory share."""
+
     uuid: str
     created_at: datetime
     from_: str = Field(alias="from")
@@ -42,6 +44,9 @@ class PaymentOut(CamelModel):
     product_id: int | None
     transaction_hash: str
     customer_uuid: str
+
+
+class PaymentOut(SdkPaymentFields):
     # chainpay extras
     chain_id: int
     log_index: int

@@ -11,7 +11,7 @@ from pydantic import AfterValidator, Field
 
 from core.catalog.schemas import TelegramUserId
 from core.checkout.schemas import CurrencyOut
-from core.payments.schemas import PaymentOut
+from core.payments.schemas import PaymentOut, SdkPaymentFields
 from core.schemas import CamelModel, ExactDecimal, UsdAmount
 
 
@@ -137,26 +137,13 @@ class PapayaSubscriptionPage(CamelModel):
     total_pages: int
 
 
-class SubscriptionHistoryOut(CamelModel):
+class SubscriptionHistoryOut(SdkPaymentFields):
     """One billing period (core/subscriptions/history.py) in the SDK's `SubscriptionHistory`
     shape: `amount` is what the period bills (USD, exact); `from`, `transactionHash` and the
     currency are those of its latest payment ("" and the empty currency before one), then the
     period, its status and every payment set against it."""
 
-    uuid: str
-    created_at: datetime
-    from_: str = Field(alias="from")
-    to: str
-    name: str
-    description: str
-    amount: ExactDecimal = Field(description="USD the period bills, exact")
-    currency_id: int
-    currency: CurrencyOut
-    test: bool
-    product_id: int | None
     subscription_uuid: str
-    transaction_hash: str
-    customer_uuid: str
     # chainpay: the billing period
     period_start: datetime
     period_end: datetime

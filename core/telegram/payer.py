@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.checkout import repository as checkout_repository
@@ -392,42 +392,15 @@ async def card(
         and checkout.expires_at > now
         and checkout.paid_usd == 0
         # One trial per Telegram user per product: not offered to someone who had one.
-        and not (
-            checkout.telegram_user_id is not None
-            and checkout.product_id is not None
-            and await session.scalar(
-                select(Subscription.id)
-                .where(
-                    Subscription.organization_id == checkout.organization_id,
-                    Subscription.product_id == checkout.product_id,
-                    Subscription.telegram_user_id == checkout.telegram_user_id,
-                    Subscription.trial_ends_at.is_not(None),
-                )
-                .limit(1)
-            )
-            is not None
-        )
+        and not await _payer_had(session, checkout, Subscription.trial_ends_at.is_not(None))
     )
     payg_start_available = bool(
         checkout.payg
         and subscription is None
         and SessionStatus(checkout.status) in OPEN_STATUSES
         and checkout.expires_at > now
-        and not (
-            checkout.telegram_user_id is not None
-            and checkout.product_id is not None
-            and await session.scalar(
-                select(Subscription.id)
-                .where(
-                    Subscription.organization_id == checkout.organization_id,
-                    Subscription.product_id == checkout.product_id,
-                    Subscription.telegram_user_id == checkout.telegram_user_id,
-                    Subscription.payg.is_(True),
-                )
-                .limit(1)
-            )
-            is not None
-        )
+        # One pay-as-you-go start per Telegram user per product.
+        and not await _payer_had(session, checkout, Subscription.payg.is_(True))
     )
     bill_usd: Decimal | None = None
     bill_due_at: datetime | None = None
@@ -469,6 +442,26 @@ async def card(
         bill_usd=bill_usd,
         bill_due_at=bill_due_at,
     )
+
+
+async def _payer_had(
+    session: AsyncSession, checkout: CheckoutSession, kind: ColumnElement[bool]
+) -> bool:
+    """Whether the session's Telegram payer already had a subscription of this kind (a trial,
+    pay-as-you-go) to the session's product."""
+    if checkout.telegram_user_id is None or checkout.product_id is None:
+        return False
+    found = await session.scalar(
+        select(Subscription.id)
+        .where(
+            Subscription.organization_id == checkout.organization_id,
+            Subscription.product_id == checkout.product_id,
+            Subscription.telegram_user_id == checkout.telegram_user_id,
+            kind,
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 def _card_quote(quote: SessionQuote, chain_name: str) -> CardQuote:

@@ -243,7 +243,8 @@ def _keyboard(
         # The same page inside Telegram (a Mini App): its signed initData binds the payer.
         mini_app = WebAppInfo(url=card.link + "?tgWebApp=1")
         rows.append([InlineKeyboardButton(text=_("button.mini_app"), web_app=mini_app)])
-    if card.is_open:
+    if card.is_open and card.subscription_status is None:
+        # (A started trial or pay-as-you-go is cancelled from /subscriptions, not here.)
         rows.append([_button(_("button.cancel"), sid, "cancel")])
     if status == SessionStatus.COMPLETED and not renewal and is_web_url(card.success_url):
         assert card.success_url is not None

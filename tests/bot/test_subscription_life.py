@@ -28,6 +28,7 @@ from core.db import transaction
 from core.models import CheckoutSession, Event, Product, Subscription, TelegramOutbox
 from core.subscriptions import tasks
 from tests.bot.harness import TOKEN, RunningBot, running_bot
+from tests.bot.test_payer_flow import card_edit
 from tests.harness.chains import devnet, drain_async, watcher_settings
 from tests.harness.factories import Tenant, make_tenant
 from tests.harness.fake_telegram import Call, FakeTelegram, User, fake_telegram
@@ -578,6 +579,10 @@ async def test_pay_as_you_go_is_started_from_the_card_and_its_bill_reminded_and_
         assert "billed at the end of each period" in str(answer.params.get("text"))
         subscription = await life.subscription_of(checkout.id)
         assert (subscription.status, subscription.payg) == ("active", True)
+        started = await card_edit(fake, "Subscription: active", after=mark)
+        data = [b.get("callback_data") for b in buttons(started)]
+        assert start not in data  # started once
+        assert CardAction(session_id=checkout.id, action="cancel").pack() not in data
         await life.join(payer, chat_id)
 
         # 1.5 units used: 15 USD less 4 of free credits, billed at the period end.

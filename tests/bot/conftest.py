@@ -13,18 +13,11 @@ from collections.abc import Iterator
 import pytest
 
 from core.config import Settings
-from tests.harness.databases import fresh_migrated_database
+from tests.harness.databases import database_per_module
 from tests.harness.factories import test_settings
 from tests.harness.server import live_server
 
-
-@pytest.fixture(scope="module")
-def database_url(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[str]:
-    name = request.module.__name__.rsplit(".", 1)[-1]
-    with fresh_migrated_database(tmp_path_factory.mktemp(name)) as url:
-        yield url
+database_url = pytest.fixture(scope="module", name="database_url")(database_per_module)
 
 
 @pytest.fixture(scope="module")

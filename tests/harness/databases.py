@@ -90,3 +90,17 @@ def fresh_migrated_database(directory: Path) -> Iterator[str]:
         url = sqlite_url(directory)
         upgrade(url)
         yield url
+
+
+def database_per_module(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """A test module's own database (a conftest makes it the module's `database_url`).
+
+    Modules that start their own anvil chains (blocks from 0) and step the real watcher need
+    one: the watcher's cursors live in the database, and in the suite's shared database a
+    fresh chain sits below the cursor an earlier module's chain left, so its payments would
+    never be scanned."""
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    with fresh_migrated_database(tmp_path_factory.mktemp(name)) as url:
+        yield url
